@@ -1,0 +1,3 @@
+from formosms.cli import main
+
+main()

@@ -1,0 +1,437 @@
+"""Submissions and the worker side of the outbox: enqueue, claim, record, recover."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Numeric,
+    String,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    select,
+    update,
+)
+from sqlalchemy import values as sa_values
+from sqlalchemy.dialects.postgresql import JSONB
+
+from formosms.gateway.db import FINAL, Database, NewMessage, Outcome
+from formosms.gateway.schema import events, idempotency, messages
+
+
+class Outbox(Database):
+    # -- submissions ----------------------------------------------------------------------
+    def enqueue(
+        self,
+        items: Sequence[NewMessage],
+        *,
+        idempotency_key: tuple[int, str] | None = None,
+        response: Any = None,
+    ) -> list[int]:
+        """Insert a submission (and its first events) in one transaction; returns row ids.
+
+        With ``idempotency_key``, the stored answer is written in the same transaction, so
+        a crash can never leave messages without their idempotency record or the reverse.
+        ``response`` may be a callable taking the ids.
+        """
+        now = time.time()
+        submission = secrets.token_hex(8)
+        rows: list[dict[str, Any]] = [
+            {
+                "submission": submission,
+                "recipient": m.recipient,
+                "text": m.text,
+                "status": "scheduled" if m.schedule_at and m.schedule_at > now else "queued",
+                "requested_provider": m.provider,
+                "tried": [],
+                "next_attempt_at": now,
+                "schedule_at": m.schedule_at,
+                "validity": m.validity,
+                "options": m.options,
+                "metadata": m.metadata,
+                "callback_url": m.callback_url,
+                "at_least_once": m.at_least_once,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for m in items
+        ]
+        if not rows:
+            return []
+        with self.tx() as conn:
+            if self.dialect == "sqlite":
+                ids = _insert_sqlite(conn, rows, now)
+            else:
+                result = conn.execute(messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows)
+                ids = [int(r[0]) for r in result]
+                conn.execute(
+                    events.insert(),
+                    [{"message_id": i, "at": now, "status": r["status"]} for i, r in zip(ids, rows, strict=True)],
+                )
+            if idempotency_key is not None:
+                body = response(ids) if callable(response) else response
+                conn.execute(
+                    update(idempotency)
+                    .where(
+                        idempotency.c.api_key_id == idempotency_key[0],
+                        idempotency.c.key == idempotency_key[1],
+                    )
+                    .values(response=body, status_code=202)
+                )
+        return ids
+
+    def get(self, message_id: int) -> dict[str, Any] | None:
+        with self.read() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+            if row is None:
+                return None
+            history = conn.execute(
+                select(events).where(events.c.message_id == message_id).order_by(events.c.id)
+            ).mappings()
+            return {**row, "events": [dict(e) for e in history]}
+
+    def search(
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        metadata: dict[str, str] | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        query = select(messages).order_by(messages.c.id.desc()).limit(limit)
+        if status:
+            query = query.where(messages.c.status.in_(["queued", "claimed"] if status == "queued" else [status]))
+        if recipient:
+            query = query.where(messages.c.recipient == recipient)
+        if since is not None:
+            query = query.where(messages.c.created_at >= since)
+        if until is not None:
+            query = query.where(messages.c.created_at < until)
+        if after is not None:
+            query = query.where(messages.c.id < after)
+        for key, value in (metadata or {}).items():
+            query = query.where(messages.c.metadata[key].as_string() == value)
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def cancel(self, message_id: int) -> str | None:
+        """Cancel while queued or scheduled. Returns the status the message had (None: no
+        such id): it was canceled by this call exactly when that is queued or scheduled,
+        so a second cancel is told ``canceled`` and can answer "already canceled"."""
+        now = time.time()
+        with self.tx() as conn:
+            current = conn.execute(
+                select(messages.c.status).where(messages.c.id == message_id).with_for_update()
+            ).scalar()
+            if current in ("queued", "scheduled"):
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id == message_id)
+                    .values(status="canceled", updated_at=now, final_at=now)
+                )
+                conn.execute(events.insert().values(message_id=message_id, at=now, status="canceled"))
+                self._notify(conn, [message_id], now)
+        return None if current is None else str(current)
+
+    # -- worker side ----------------------------------------------------------------------
+    def release_scheduled(self, now: float | None = None) -> int:
+        now = now or time.time()
+        with self.tx() as conn:
+            due = conn.execute(
+                update(messages)
+                .where(messages.c.status == "scheduled", messages.c.schedule_at <= now)
+                .values(status="queued", next_attempt_at=now, updated_at=now)
+                .returning(messages.c.id)
+            ).all()
+            if due:
+                conn.execute(events.insert(), [{"message_id": r[0], "at": now, "status": "queued"} for r in due])
+        return len(due)
+
+    def claim(self, worker: str, limit: int = 100, now: float | None = None) -> list[dict[str, Any]]:
+        """Take up to ``limit`` rows ready to send (``queued`` → ``claimed``)."""
+        now = now or time.time()
+        ready = (
+            select(messages.c.id)
+            .where(messages.c.status == "queued", messages.c.next_attempt_at <= now)
+            .order_by(messages.c.next_attempt_at, messages.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.tx() as conn:
+            rows = conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(ready.scalar_subquery()))
+                .values(
+                    status="claimed",
+                    claimed_by=worker,
+                    claimed_at=now,
+                    attempts=messages.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*messages.c)
+            ).mappings()
+            return sorted((dict(r) for r in rows), key=lambda r: int(r["id"]))
+
+    def mark_sending(
+        self, ids: Sequence[int], provider: str, record_no: str | None = None, *, worker: str | None = None
+    ) -> list[int]:
+        """The request is about to leave: from now on a crash leaves these ``unknown``.
+
+        Returns the ids marked: with ``worker``, only rows that worker still holds (a claim
+        that waited longer than ``recover``'s ``stale_after`` may have gone to another
+        worker, which sends it instead). ``claimed_at`` restarts: ``recover`` counts a
+        request's time in flight from here, not from the claim.
+        """
+        now = time.time()
+        where = [messages.c.id.in_(list(ids)), messages.c.status == "claimed"]
+        if worker is not None:
+            where.append(messages.c.claimed_by == worker)
+        with self.tx() as conn:
+            marked = [
+                int(r[0])
+                for r in conn.execute(
+                    update(messages)
+                    .where(*where)
+                    .values(
+                        status="sending",
+                        provider=provider,
+                        record_no=record_no,
+                        claimed_at=now,
+                        updated_at=now,
+                    )
+                    .returning(messages.c.id)
+                )
+            ]
+            if marked:
+                conn.execute(
+                    events.insert(),
+                    [{"message_id": i, "at": now, "status": "sending", "provider": provider} for i in marked],
+                )
+        return sorted(marked)
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write a batch of send outcomes.
+
+        A row a callback already moved on (the provider answered faster than we committed)
+        keeps its status; it still gets the provider's ids, cost and the refused provider.
+        """
+        if not outcomes:
+            return
+        now = time.time()
+        with self.tx() as conn:
+            current = {
+                int(r.id): (str(r.status), list(r.tried or []), r.error)
+                for r in conn.execute(
+                    select(messages.c.id, messages.c.status, messages.c.tried, messages.c.error).where(
+                        messages.c.id.in_([o.id for o in outcomes])
+                    )
+                )
+            }
+            changes = []
+            history: list[dict[str, Any]] = []
+            for o in outcomes:
+                if o.id not in current:
+                    continue
+                status, tried, error = current[o.id]
+                in_flight = status in ("claimed", "sending")
+                new_status = o.status if in_flight else status
+                changes.append(
+                    {
+                        "_id": o.id,
+                        "_status": new_status,
+                        "_provider": o.provider,
+                        "_pmid": o.provider_message_id,
+                        "_batch": o.batch_id,
+                        "_record": o.record_no,
+                        "_pstatus": o.provider_status if in_flight else None,
+                        "_error": o.error if in_flight else error,  # no stale error on a settled row
+                        "_cost": o.cost,
+                        "_next": o.next_attempt_at or now,
+                        "_final": now if new_status in FINAL and in_flight else None,
+                        "_tried": [*tried, o.refused_by] if o.refused_by else tried,
+                    }
+                )
+                if in_flight:
+                    history.append(
+                        {
+                            "message_id": o.id,
+                            "at": now,
+                            "status": o.status,
+                            "provider": o.provider,
+                            "provider_status": o.provider_status,
+                            "detail": o.error,
+                        }
+                    )
+            if not changes:
+                return
+            if self.dialect == "postgresql":
+                _update_postgres(conn, changes, now)
+            else:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id == bindparam("_id"))
+                    .values(
+                        status=bindparam("_status"),
+                        provider=func.coalesce(bindparam("_provider"), messages.c.provider),
+                        provider_message_id=func.coalesce(bindparam("_pmid"), messages.c.provider_message_id),
+                        batch_id=func.coalesce(bindparam("_batch"), messages.c.batch_id),
+                        record_no=func.coalesce(bindparam("_record"), messages.c.record_no),
+                        provider_status=func.coalesce(bindparam("_pstatus"), messages.c.provider_status),
+                        error=bindparam("_error"),
+                        # typed: SQLite's driver cannot bind a Decimal without the column's type
+                        cost=func.coalesce(bindparam("_cost", type_=messages.c.cost.type), messages.c.cost),
+                        next_attempt_at=bindparam("_next"),
+                        final_at=func.coalesce(bindparam("_final"), messages.c.final_at),
+                        tried=bindparam("_tried", type_=messages.c.tried.type),
+                        updated_at=now,
+                    ),
+                    changes,
+                )
+            if history:
+                conn.execute(events.insert(), history)
+                self._notify(conn, [int(str(h["message_id"])) for h in history], now)
+
+    def recover(self, stale_after: float = 60.0, now: float | None = None) -> tuple[int, int]:
+        """After a crash: ``claimed`` rows go back to the queue (never left); ``sending``
+        rows become ``unknown`` (they may have left) — or are queued again for callers who
+        asked for at-least-once. Returns (requeued, unknown)."""
+        now = now or time.time()
+        cutoff = now - stale_after
+        with self.tx() as conn:
+            requeued = conn.execute(
+                update(messages)
+                .where(messages.c.status == "claimed", messages.c.claimed_at < cutoff)
+                .values(status="queued", next_attempt_at=now, updated_at=now)
+                .returning(messages.c.id)
+            ).all()
+            lost = conn.execute(
+                update(messages)
+                .where(messages.c.status == "sending", messages.c.claimed_at < cutoff)
+                .values(status="unknown", error="worker stopped while the request was in flight", updated_at=now)
+                .returning(messages.c.id, messages.c.at_least_once)
+            ).all()
+            again = [r[0] for r in lost if r[1]]
+            if again:
+                conn.execute(
+                    update(messages).where(messages.c.id.in_(again)).values(status="queued", next_attempt_at=now)
+                )
+            history = [{"message_id": r[0], "at": now, "status": "queued"} for r in requeued]
+            history += [{"message_id": r[0], "at": now, "status": "unknown", "detail": "worker crash"} for r in lost]
+            history += [{"message_id": i, "at": now, "status": "queued", "detail": "at-least-once"} for i in again]
+            if history:
+                conn.execute(events.insert(), history)
+            unknown = [int(r[0]) for r in lost if not r[1]]
+            if unknown:
+                self._notify(conn, unknown, now)
+        return len(requeued), len(lost)
+
+    def due_for_polling(self, providers: Sequence[str], older_than: float, limit: int = 500) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    select(messages)
+                    .where(
+                        messages.c.status == "submitted",
+                        messages.c.provider.in_(list(providers)),
+                        messages.c.updated_at < older_than,
+                    )
+                    .order_by(messages.c.updated_at)
+                    .limit(limit)
+                ).mappings()
+            ]
+
+    def touch(self, ids: Sequence[int]) -> None:
+        with self.tx() as conn:
+            conn.execute(update(messages).where(messages.c.id.in_(list(ids))).values(updated_at=time.time()))
+
+
+_JSON_COLUMNS = frozenset({"tried", "options", "metadata"})
+
+
+def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: float) -> list[int]:
+    """The submission's rows through the driver's ``executemany``: SQLAlchemy's per-row
+    parameter processing was two thirds of the API's time on a 1,000-row campaign batch
+    (bench/memory.py profile). ``tx`` holds SQLite's write lock (``BEGIN IMMEDIATE``),
+    so the new rowids are consecutive and end at ``last_insert_rowid()``."""
+    columns = list(rows[0])
+    values = [tuple(json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in columns) for row in rows]
+    placeholders = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO messages ({', '.join(columns)}) VALUES ({placeholders})", values)
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    ids = list(range(last - len(rows) + 1, last + 1))
+    conn.exec_driver_sql(
+        "INSERT INTO events (message_id, at, status) VALUES (?, ?, ?)",
+        [(i, now, row["status"]) for i, row in zip(ids, rows, strict=True)],
+    )
+    return ids
+
+
+def _update_postgres(conn: Connection, changes: list[dict[str, Any]], now: float) -> None:
+    """One ``UPDATE … FROM (VALUES …)`` for the whole batch: a statement per row kept the
+    workers waiting on round trips (bench/gateway_e2e.py --postgres profile)."""
+    rows = sa_values(
+        column("_id", BigInteger),
+        column("_status", String),
+        column("_provider", String),
+        column("_pmid", String),
+        column("_batch", String),
+        column("_record", String),
+        column("_pstatus", String),
+        column("_error", Text),
+        column("_cost", Numeric(12, 2)),
+        column("_next", Float),
+        column("_final", Float),
+        column("_tried", JSONB),
+        name="v",
+    ).data([tuple(c[k] for k in _CHANGE_KEYS) for c in changes])
+    v = rows.c
+    # VALUES rows with NULLs lose their types in PostgreSQL: cast every column explicitly
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == cast(v._id, BigInteger))
+        .values(
+            status=cast(v._status, String),
+            provider=func.coalesce(cast(v._provider, String), messages.c.provider),
+            provider_message_id=func.coalesce(cast(v._pmid, String), messages.c.provider_message_id),
+            batch_id=func.coalesce(cast(v._batch, String), messages.c.batch_id),
+            record_no=func.coalesce(cast(v._record, String), messages.c.record_no),
+            provider_status=func.coalesce(cast(v._pstatus, String), messages.c.provider_status),
+            error=cast(v._error, Text),
+            cost=func.coalesce(cast(v._cost, Numeric(12, 2)), messages.c.cost),
+            next_attempt_at=cast(v._next, Float),
+            final_at=func.coalesce(cast(v._final, Float), messages.c.final_at),
+            tried=cast(v._tried, messages.c.tried.type),
+            updated_at=now,
+        )
+    )
+
+
+_CHANGE_KEYS = (
+    "_id",
+    "_status",
+    "_provider",
+    "_pmid",
+    "_batch",
+    "_record",
+    "_pstatus",
+    "_error",
+    "_cost",
+    "_next",
+    "_final",
+    "_tried",
+)

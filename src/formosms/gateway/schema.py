@@ -1,0 +1,228 @@
+"""The outbox schema (SQLAlchemy Core) and its migrations, for SQLite and PostgreSQL.
+
+One row per recipient in ``messages``; every transition appended to ``events``;
+``inbox`` keeps every provider callback once (by event id), applied or waiting for the
+send it refers to; ``notifications`` is the outbox towards the user's app.
+
+Migrations are numbered functions run in order inside one transaction each; the
+database remembers its version in ``schema_version``. A new column is a new function.
+Because ``_v1`` creates the tables as this module defines them today, a later migration
+must check before it alters (a fresh database already has the new column from ``_v1``):
+use ``inspect(conn).get_columns(...)`` and add only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
+
+metadata = MetaData()
+ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias needs INTEGER
+
+#: internal statuses; ``claimed`` is shown as ``queued`` (the request has not left)
+WAITING = "queued"
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("submission", String(40), nullable=False),  # one POST /v1/messages
+    Column("recipient", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider", String(40)),  # the provider that took it (or the one tried last)
+    Column("requested_provider", String(40)),
+    Column("tried", JSON, nullable=False, default=list),  # providers that refused definitively
+    Column("provider_message_id", String(64)),
+    Column("batch_id", String(64)),
+    Column("record_no", String(40)),
+    Column("provider_status", String(64)),
+    Column("error", Text),
+    Column("cost", Numeric(12, 2)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("schedule_at", Float),
+    Column("validity", Integer),
+    Column("options", JSON, nullable=False, default=dict),  # features and provider options
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("callback_url", Text),
+    Column("at_least_once", Boolean, nullable=False, default=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("final_at", Float),
+)
+Index("ix_messages_provider_ids", messages.c.provider, messages.c.provider_message_id)
+Index("ix_messages_batch", messages.c.provider, messages.c.batch_id, messages.c.recipient)
+Index("ix_messages_record", messages.c.record_no, messages.c.recipient)
+Index("ix_messages_recipient", messages.c.recipient, messages.c.id)
+Index("ix_messages_status_id", messages.c.status, messages.c.id)
+# The claim scans only rows waiting to be sent: a partial index, so claimed and finished
+# rows never slow it down (a composite (status, id) index makes PostgreSQL rescan them).
+Index(
+    "ix_messages_ready",
+    messages.c.next_attempt_at,
+    messages.c.id,
+    postgresql_where=messages.c.status == WAITING,
+    sqlite_where=messages.c.status == WAITING,
+)
+Index(
+    "ix_messages_scheduled",
+    messages.c.schedule_at,
+    postgresql_where=messages.c.status == "scheduled",
+    sqlite_where=messages.c.status == "scheduled",
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("message_id", ID, ForeignKey("messages.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider", String(40)),
+    Column("provider_status", String(64)),
+    Column("detail", Text),
+)
+Index("ix_events_message", events.c.message_id, events.c.id)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("provider", String(40), nullable=False),
+    Column("kind", String(8), nullable=False),  # report | reply
+    Column("received_at", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("applied", Boolean, nullable=False, default=False),
+    Column("message_id", ID),
+)
+Index("ix_inbox_pending", inbox.c.provider, postgresql_where=~inbox.c.applied, sqlite_where=~inbox.c.applied)
+
+replies = Table(
+    "replies",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), unique=True, nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("sender", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", Float),
+    Column("reply_to", String(64)),
+    Column("message_id", ID),
+    Column("created_at", Float, nullable=False),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("api_key_id", Integer, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", JSON),  # NULL while the first request is in flight
+    Column("status_code", Integer),
+    Column("created_at", Float, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("message_id", ID),
+    Column("url", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    Column("last_error", Text),
+)
+Index(
+    "ix_notifications_due",
+    notifications.c.next_attempt_at,
+    postgresql_where=notifications.c.delivered_at.is_(None),
+    sqlite_where=notifications.c.delivered_at.is_(None),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+
+def _v1(conn: Connection) -> None:
+    tables = [messages, events, inbox, replies, idempotency, notifications, api_keys, rate_limits]
+    metadata.create_all(conn, tables=[t for t in tables if t.name != "rate_limits"])
+
+
+def _v2(conn: Connection) -> None:
+    # v2: shared rate limits (token buckets every gateway node takes from)
+    rate_limits.create(conn, checkfirst=True)
+
+
+def _v3(conn: Connection) -> None:
+    # v3: gateway-wide settings kept in the database (the webhook path secret)
+    kv.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    row = conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
+    return int(row or 0)
+
+
+def migrate(conn: Connection, target: int = LATEST) -> list[int]:
+    """Apply the missing migrations up to ``target``; returns the versions applied."""
+    schema_version.create(conn, checkfirst=True)
+    applied = []
+    for version in range(current_version(conn) + 1, target + 1):
+        MIGRATIONS[version - 1](conn)
+        conn.execute(schema_version.insert().values(version=version))
+        applied.append(version)
+    return applied

@@ -1,0 +1,1 @@
+from tests.e2e.conftest import box, running  # noqa: F401  (the sandbox fixtures)

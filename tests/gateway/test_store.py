@@ -308,6 +308,57 @@ def test_record_keeps_a_status_a_callback_already_set(store: Store) -> None:
     assert row is not None and row["status"] == "delivered" and row["error"] is None
 
 
+def test_record_waits_for_a_report_committing_meanwhile(make_store: StoreFactory) -> None:
+    """The CI failure of 2026-11-22: a callback committed between record()'s read and its
+    update, and "submitted" overwrote "delivered" (PostgreSQL; SQLite serializes writers)."""
+    store = make_store()
+    (mid,) = store.enqueue([msg()])
+    store.claim("w", 1)
+    store.mark_sending([mid], "e8d", record_no="778")
+    early = DeliveryReport("every8d", Status.DELIVERED, "100", recipient="+886912345600", record_no="778")
+    ingesting = threading.Event()
+    release = threading.Event()
+    ingest = store._apply_reports
+
+    def slow_apply(*args: Any, **kw: Any) -> Any:
+        result = ingest(*args, **kw)
+        ingesting.set()  # the report is written, not committed yet
+        release.wait(10)
+        return result
+
+    store._apply_reports = slow_apply  # type: ignore[method-assign]
+    writer = threading.Thread(target=store.ingest, args=("e8d", events_of(WebhookResult("e8d", reports=(early,)))))
+    writer.start()
+    assert ingesting.wait(10)
+    recorder = make_store(migrate=False)
+    recording = threading.Thread(
+        target=recorder.record, args=([Outcome(mid, "submitted", provider="e8d", provider_message_id="B-10")],)
+    )
+    recording.start()
+    time.sleep(0.3)  # record() is now blocked on the report's transaction
+    release.set()
+    writer.join(10)
+    recording.join(10)
+    row = store.get(mid)
+    assert row is not None and row["status"] == "delivered" and row["provider_message_id"] == "B-10"
+
+
+def test_one_ingest_call_applies_many_reports(store: Store) -> None:
+    ids = store.enqueue([msg(n) for n in range(40)])
+    submitted(store, ids)
+    batch = []
+    for n, mid in enumerate(ids):
+        batch += report(Status.SUBMITTED, f"m{mid}", n, code="00001")
+        batch += report(Status.DELIVERED if n % 2 else Status.UNDELIVERABLE, f"m{mid}", n)
+    batch += report(Status.DELIVERED, "no-such-message", 99)  # kept, unapplied
+    assert store.ingest("tw", batch + batch) == 81
+    statuses = [status_of(store, mid) for mid in ids]
+    assert statuses == ["undeliverable" if n % 2 == 0 else "delivered" for n in range(40)]
+    with store.read() as conn:
+        unapplied = conn.execute(select(inbox.c.event_id).where(~inbox.c.applied)).all()
+    assert len(unapplied) == 1
+
+
 def test_recover(store: Store) -> None:
     claimed, sending, again, fresh = store.enqueue([msg(1), msg(2), msg(3, at_least_once=True), msg(4)])
     store.claim("dead", 3)

@@ -8,10 +8,11 @@ once ``record`` has written the provider's ids.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from formosms.gateway.db import FINAL, Database, rank
 from formosms.gateway.schema import events, inbox, messages, replies
@@ -23,39 +24,38 @@ class Inbox(Database):
     def ingest(self, provider: str, batch: Sequence[WebhookEvent], notify_url: str | None = None) -> int:
         """Store a batch of callback events for the gateway provider ``provider``.
 
-        Returns how many were new. Duplicates (the same event id) change nothing.
+        Returns how many were new. Duplicates (the same event id) change nothing. The batch
+        is set-based: one insert for the inbox rows, one read of the messages they refer to,
+        one update per kind of write, whatever the batch size.
         """
         now = time.time()
-        new = 0
+        unique = list({event.id: event for event in batch}.values())
+        if not unique:
+            return 0
         with self.tx() as conn:
-            for event in batch:
-                payload = _payload(event)
-                inserted = conn.execute(
-                    self._insert(inbox)
-                    .values(
-                        event_id=event.id,
-                        provider=provider,
-                        kind=event.kind,
-                        received_at=now,
-                        payload=payload,
-                        applied=False,
-                    )
-                    .on_conflict_do_nothing(index_elements=["event_id"])
-                    .returning(inbox.c.event_id)
-                ).first()
-                if inserted is None:
-                    continue
-                new += 1
-                if event.report is not None:
-                    message_id = self._apply_report(conn, provider, event.report, now)
-                else:
-                    assert event.reply is not None
-                    message_id = self._store_reply(conn, provider, event.id, event.reply, now, notify_url)
-                if message_id is not None:
-                    conn.execute(
-                        update(inbox).where(inbox.c.event_id == event.id).values(applied=True, message_id=message_id)
-                    )
-        return new
+            stored = conn.execute(
+                self._insert(inbox).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id),
+                [
+                    {
+                        "event_id": e.id,
+                        "provider": provider,
+                        "kind": e.kind,
+                        "received_at": now,
+                        "payload": _payload(e),
+                        "applied": False,
+                    }
+                    for e in unique
+                ],
+            )
+            new = {str(r[0]) for r in stored}
+            fresh = [e for e in unique if e.id in new]
+            reports = [(e.id, e.report) for e in fresh if e.report is not None]
+            applied: dict[str, int | None] = dict(self._apply_reports(conn, provider, reports, now))
+            for e in fresh:
+                if e.reply is not None:
+                    applied[e.id] = self._store_reply(conn, provider, e.id, e.reply, now, notify_url)
+            self._mark_applied(conn, applied)
+        return len(fresh)
 
     def apply_pending(self, provider: str, max_age: float = 3600.0) -> int:
         """Apply reports that arrived before their send was recorded.
@@ -65,24 +65,22 @@ class Inbox(Database):
         every worker retries these twice a second.
         """
         now = time.time()
-        applied = 0
         with self.tx() as conn:
             pending = conn.execute(
-                select(inbox.c.event_id, inbox.c.payload).where(
+                select(inbox.c.event_id, inbox.c.payload)
+                .where(
                     inbox.c.provider == provider,
                     ~inbox.c.applied,
                     inbox.c.kind == "report",
                     inbox.c.received_at > now - max_age,
                 )
+                .order_by(inbox.c.received_at)
             ).all()
-            for event_id, payload in pending:
-                message_id = self._apply_report(conn, provider, _report(payload), now)
-                if message_id is not None:
-                    applied += 1
-                    conn.execute(
-                        update(inbox).where(inbox.c.event_id == event_id).values(applied=True, message_id=message_id)
-                    )
-        return applied
+            if not pending:
+                return 0
+            applied = self._apply_reports(conn, provider, [(e, _report(p)) for e, p in pending], now)
+            self._mark_applied(conn, applied)
+        return len(applied)
 
     def replies_since(self, after: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = select(replies).order_by(replies.c.id.desc()).limit(limit)
@@ -92,78 +90,109 @@ class Inbox(Database):
             return [dict(r) for r in conn.execute(query).mappings()]
 
     # -- internals --------------------------------------------------------------------------
-    def _match(self, conn: Connection, provider: str, report: DeliveryReport) -> list[Any]:
-        columns = (messages.c.id, messages.c.status, messages.c.provider_message_id)
-        recipient = report.recipient
-        lookups = []
-        if report.message_id:
-            where = [messages.c.provider == provider, messages.c.provider_message_id == report.message_id]
-            lookups.append(where + ([messages.c.recipient == recipient] if recipient else []))
-        if report.batch_id and recipient:
-            lookups.append(
-                [
-                    messages.c.provider == provider,
-                    messages.c.batch_id == report.batch_id,
-                    messages.c.recipient == recipient,
-                ]
-            )
-        if report.record_no and recipient:
-            # EVERY8D echoes the MR we set: it identifies a row even when the send timed out
-            # (the provider too: SMS-Get's per-recipient record ids are not our MR numbers)
-            lookups.append(
-                [
-                    messages.c.provider == provider,
-                    messages.c.record_no == report.record_no,
-                    messages.c.recipient == recipient,
-                ]
-            )
-        for where in lookups:
-            rows = conn.execute(select(*columns).where(*where)).all()
-            if rows:
-                return list(rows)
-        return []
-
-    def _apply_report(self, conn: Connection, provider: str, report: DeliveryReport, now: float) -> int | None:
-        rows = self._match(conn, provider, report)
-        if not rows:
-            return None
-        new = report.status.value
-        changed = []
-        for row in rows:
-            if report.status is Status.UNKNOWN or row.status in FINAL or rank(new) <= rank(row.status):
-                continue  # a final state never moves; an older report never overrides a newer one
-            if row.status in ("claimed", "sending", "queued", "scheduled") and rank(new) < 3:
+    def _apply_reports(
+        self, conn: Connection, provider: str, reports: Sequence[tuple[str, DeliveryReport]], now: float
+    ) -> dict[str, int]:
+        """Apply reports in order; returns ``{event_id: message id}`` for those that matched."""
+        if not reports:
+            return {}
+        found = _Matches(self._candidates(conn, provider, [r for _, r in reports]))
+        matched: dict[str, int] = {}
+        updates: dict[int, dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
+        for event_id, report in reports:
+            rows = found.match(report)
+            if not rows:
                 continue
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == row.id)
-                .values(
-                    status=new,
-                    provider_status=report.provider_status,
-                    updated_at=now,
-                    final_at=now if new in FINAL else None,
-                    provider_message_id=row.provider_message_id or report.message_id,
-                    batch_id=messages.c.batch_id if not report.batch_id else report.batch_id,
-                )
-            )
-            changed.append(row.id)
-        if changed:
-            conn.execute(
-                events.insert(),
-                [
+            matched[event_id] = rows[0]["id"]
+            new = report.status.value
+            for row in rows:
+                status = row["status"]
+                if report.status is Status.UNKNOWN or status in FINAL or rank(new) <= rank(status):
+                    continue  # a final state never moves; an older report never overrides a newer one
+                if status in ("claimed", "sending", "queued", "scheduled") and rank(new) < 3:
+                    continue
+                row["status"] = new
+                if not row["provider_message_id"] and report.message_id:
+                    row["provider_message_id"] = report.message_id
+                    found.by_pmid[report.message_id].append(row)
+                if report.batch_id:
+                    row["batch_id"] = report.batch_id
+                updates[row["id"]] = {
+                    "_id": row["id"],
+                    "_status": new,
+                    "_pstatus": report.provider_status,
+                    "_final": now if new in FINAL else None,
+                    "_pmid": row["provider_message_id"],
+                    "_batch": row["batch_id"],
+                }
+                history.append(
                     {
-                        "message_id": i,
+                        "message_id": row["id"],
                         "at": now,
                         "status": new,
                         "provider": provider,
                         "provider_status": report.provider_status,
                         "detail": report.done_at.isoformat() if report.done_at else None,
                     }
-                    for i in changed
-                ],
+                )
+        if updates:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == bindparam("_id"))
+                .values(
+                    status=bindparam("_status"),
+                    provider_status=bindparam("_pstatus"),
+                    updated_at=now,
+                    final_at=bindparam("_final"),
+                    provider_message_id=bindparam("_pmid"),
+                    batch_id=bindparam("_batch"),
+                ),
+                list(updates.values()),
             )
-            self._notify(conn, changed, now)
-        return int(rows[0].id)
+            conn.execute(events.insert(), history)
+            self._notify(conn, list(updates), now)
+        return matched
+
+    def _candidates(self, conn: Connection, provider: str, reports: Sequence[DeliveryReport]) -> list[dict[str, Any]]:
+        """Every message of ``provider`` a report could refer to, locked (PostgreSQL) in id
+        order: a send being recorded meanwhile waits instead of overwriting the report."""
+        pmids = {r.message_id for r in reports if r.message_id}
+        batches = {r.batch_id for r in reports if r.batch_id and r.recipient}
+        records = {r.record_no for r in reports if r.record_no and r.recipient}
+        keys = []
+        if pmids:
+            keys.append(messages.c.provider_message_id.in_(sorted(pmids)))
+        if batches:
+            keys.append(messages.c.batch_id.in_(sorted(batches)))
+        if records:
+            keys.append(messages.c.record_no.in_(sorted(records)))
+        if not keys:
+            return []
+        query = (
+            select(
+                messages.c.id,
+                messages.c.status,
+                messages.c.recipient,
+                messages.c.provider_message_id,
+                messages.c.batch_id,
+                messages.c.record_no,
+            )
+            .where(messages.c.provider == provider, or_(*keys))
+            .order_by(messages.c.id)
+            .with_for_update()
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _mark_applied(self, conn: Connection, applied: Mapping[str, int | None]) -> None:
+        done = [{"_event": e, "_message": m} for e, m in applied.items() if m is not None]
+        if done:
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.event_id == bindparam("_event"))
+                .values(applied=True, message_id=bindparam("_message")),
+                done,
+            )
 
     def _store_reply(
         self,
@@ -219,6 +248,40 @@ class Inbox(Database):
                 )
             )
         return message_id if message_id is not None else -1
+
+
+class _Matches:
+    """The candidate rows indexed the way ``DeliveryReport`` names a message: by the
+    provider's message id (and recipient, when given), by batch and recipient, and by our
+    record number (EVERY8D's MR) and recipient, tried in that order."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.by_pmid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.by_batch: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self.by_record: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            self.index(row)
+
+    def index(self, row: dict[str, Any]) -> None:
+        if row["provider_message_id"]:
+            self.by_pmid[row["provider_message_id"]].append(row)
+        if row["batch_id"]:
+            self.by_batch[(row["batch_id"], row["recipient"])].append(row)
+        if row["record_no"]:
+            self.by_record[(row["record_no"], row["recipient"])].append(row)
+
+    def match(self, report: DeliveryReport) -> list[dict[str, Any]]:
+        recipient = report.recipient
+        if report.message_id:
+            rows = self.by_pmid.get(report.message_id, [])
+            rows = [r for r in rows if r["recipient"] == recipient] if recipient else rows
+            if rows:
+                return rows
+        if report.batch_id and recipient and (rows := self.by_batch.get((report.batch_id, recipient), [])):
+            return rows
+        if report.record_no and recipient:
+            return self.by_record.get((report.record_no, recipient), [])
+        return []
 
 
 def _payload(event: WebhookEvent) -> dict[str, Any]:

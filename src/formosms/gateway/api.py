@@ -62,8 +62,14 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
                 await task
             await batcher.close()
 
+    aliases = {name: c.provider.name for name, c in router.providers.items()}
+    # open_gateway sets a stable one; else this one, in the settings the workers build URLs from
+    secret = settings.webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
+    protect_logs([secret], GATEWAY_LOGGERS)  # it is in callback URLs: never in a log line
+    webhooks = asgi_app(batcher.handle, secret=secret, aliases=aliases)
+
     app = FastAPI(title="formosms gateway", version="1", lifespan=lifespan)
-    app.add_middleware(_Limits, metrics=metrics)
+    app.add_middleware(_Limits, metrics=metrics, webhooks=webhooks)
     app.state.store = store
     app.state.keys = {}  # token -> (key id, valid until): see _api_key
 
@@ -211,11 +217,6 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
         depth = await asyncio.to_thread(store.queue_depth)
         return metrics.render(counts, depth)
 
-    aliases = {name: c.provider.name for name, c in router.providers.items()}
-    # open_gateway sets a stable one; else this one, in the settings the workers build URLs from
-    secret = settings.webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
-    protect_logs([secret], GATEWAY_LOGGERS)  # it is in callback URLs: never in a log line
-    app.mount("/webhooks", asgi_app(batcher.handle, secret=secret, aliases=aliases))
     app.state.metrics = metrics
     app.state.batcher = batcher
     return app
@@ -224,15 +225,25 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
 class _Limits:
     """Pure ASGI (the decorator middleware costs a task per request): 413 for bodies over
     ``MAX_BODY`` — declared or, when chunked, as they are read — and API latency metrics.
-    Webhooks have their own size limit."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    ``/webhooks/…`` goes straight to the webhook receiver (which has its own size limit):
+    one callback per message is most of the gateway's requests, and FastAPI's routing
+    and middleware stack cost more than storing the event (bench/gateway_e2e.py profile).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, webhooks: ASGIApp) -> None:
         self.app = app
         self.metrics = metrics
+        self.webhooks = webhooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith("/webhooks"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        if path.startswith("/webhooks/"):
+            root = str(scope.get("root_path", ""))
+            await self.webhooks({**scope, "root_path": root + "/webhooks"}, receive, send)
             return
         started = time.perf_counter()
         for name, value in scope.get("headers", []):

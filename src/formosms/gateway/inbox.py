@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from formosms.gateway.db import FINAL, Database, rank
 from formosms.gateway.schema import events, inbox, messages, replies
@@ -157,16 +157,21 @@ class Inbox(Database):
     def _candidates(self, conn: Connection, provider: str, reports: Sequence[DeliveryReport]) -> list[dict[str, Any]]:
         """Every message of ``provider`` a report could refer to, locked (PostgreSQL) in id
         order: a send being recorded meanwhile waits instead of overwriting the report."""
-        pmids = {r.message_id for r in reports if r.message_id}
-        batches = {r.batch_id for r in reports if r.batch_id and r.recipient}
-        records = {r.record_no for r in reports if r.record_no and r.recipient}
         keys = []
-        if pmids:
-            keys.append(messages.c.provider_message_id.in_(sorted(pmids)))
-        if batches:
-            keys.append(messages.c.batch_id.in_(sorted(batches)))
-        if records:
-            keys.append(messages.c.record_no.in_(sorted(records)))
+        # each key with the recipients it was named with: a list provider's batch id (also
+        # EVERY8D's message id) covers up to 1,000 rows, and a callback is about one of them
+        for column, values in (
+            (messages.c.provider_message_id, [(r.message_id, r.recipient) for r in reports if r.message_id]),
+            (messages.c.batch_id, [(r.batch_id, r.recipient) for r in reports if r.batch_id and r.recipient]),
+            (messages.c.record_no, [(r.record_no, r.recipient) for r in reports if r.record_no and r.recipient]),
+        ):
+            named = {key for key, recipient in values if recipient}
+            bare = {key for key, recipient in values if not recipient}
+            if named:
+                recipients = {recipient for _, recipient in values if recipient}
+                keys.append(and_(column.in_(sorted(named)), messages.c.recipient.in_(sorted(recipients))))
+            if bare:
+                keys.append(column.in_(sorted(bare)))
         if not keys:
             return []
         query = (

@@ -58,12 +58,7 @@ class Outbox(Database):
             if self.dialect == "sqlite":
                 ids = _insert_sqlite(conn, rows, now)
             else:
-                result = conn.execute(messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows)
-                ids = [int(r[0]) for r in result]
-                conn.execute(
-                    events.insert(),
-                    [{"message_id": i, "at": now, "status": r["status"]} for i, r in zip(ids, rows, strict=True)],
-                )
+                ids = _insert_postgres(conn, rows, now, submission)
             if idempotency_key is not None:
                 body = response(ids) if callable(response) else response
                 conn.execute(
@@ -366,6 +361,52 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: float) -> 
         "INSERT INTO events (message_id, at, status) VALUES (?, ?, ?)",
         [(i, now, row["status"]) for i, row in zip(ids, rows, strict=True)],
     )
+    return ids
+
+
+_ENQUEUE_PG = text(
+    """
+    INSERT INTO messages (submission, recipient, text, status, requested_provider, tried, next_attempt_at,
+        schedule_at, validity, options, metadata, callback_url, at_least_once, attempts, created_at, updated_at)
+    SELECT :submission, u.recipient, u.text, u.status, u.requested, '[]', :now, u.schedule_at, u.validity,
+        CAST(u.options AS json), CAST(u.metadata AS json), u.callback_url, u.at_least_once, 0, :now, :now
+    FROM unnest(
+        CAST(:recipient AS text[]), CAST(:text AS text[]), CAST(:status AS text[]), CAST(:requested AS text[]),
+        CAST(:schedule_at AS float8[]), CAST(:validity AS integer[]), CAST(:options AS text[]),
+        CAST(:metadata AS text[]), CAST(:callback_url AS text[]), CAST(:at_least_once AS boolean[])
+    ) WITH ORDINALITY AS u(recipient, text, status, requested, schedule_at, validity, options, metadata,
+        callback_url, at_least_once, n)
+    ORDER BY u.n
+    RETURNING id
+    """
+)
+_EVENTS_PG = text(
+    "INSERT INTO events (message_id, at, status) "
+    "SELECT u.id, :now, u.status FROM unnest(CAST(:ids AS bigint[]), CAST(:status AS text[])) AS u(id, status)"
+)
+
+
+def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float, submission: str) -> list[int]:
+    """The submission as two constant statements over arrays (``insertmanyvalues`` built
+    and converted a new statement per batch: half the API's time, bench --postgres). The
+    sequence numbers rows in the ``ORDER BY`` order, so sorted ids line up with ``rows``."""
+    column = {key: [row[key] for row in rows] for key in rows[0]}
+    params: dict[str, Any] = {
+        "submission": submission,
+        "now": now,
+        "recipient": column["recipient"],
+        "text": column["text"],
+        "status": column["status"],
+        "requested": column["requested_provider"],
+        "schedule_at": column["schedule_at"],
+        "validity": column["validity"],
+        "options": [json.dumps(v) for v in column["options"]],
+        "metadata": [json.dumps(v) for v in column["metadata"]],
+        "callback_url": column["callback_url"],
+        "at_least_once": column["at_least_once"],
+    }
+    ids = sorted(int(r[0]) for r in conn.execute(_ENQUEUE_PG, params))
+    conn.execute(_EVENTS_PG, {"now": now, "ids": ids, "status": column["status"]})
     return ids
 
 

@@ -46,7 +46,7 @@ def wait_until_up(url: str, what: str, proc: subprocess.Popen[bytes] | None = No
 
 
 @contextmanager
-def sandbox_process(delivery_delay: float = 0.2, latency: float = 0.0) -> Iterator[str]:
+def sandbox_process(delivery_delay: float = 0.2, latency: float = 0.0, callback_workers: int = 32) -> Iterator[str]:
     """``formosms sandbox`` in a child process (the other core); yields its base URL."""
     port = free_port()
     command = [
@@ -63,6 +63,8 @@ def sandbox_process(delivery_delay: float = 0.2, latency: float = 0.0) -> Iterat
         str(delivery_delay),
         "--latency",
         str(latency),
+        "--callback-workers",
+        str(callback_workers),
     ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     url = f"http://127.0.0.1:{port}"

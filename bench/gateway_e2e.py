@@ -206,9 +206,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=2000, help="messages/s offered")
     parser.add_argument("--postgres", default="", help="PostgreSQL URL: API + two worker processes")
+    # the gateway acks a callback once its batch is committed, so callbacks in flight, not
+    # CPU, bounded the sandbox's default 32 (about 32 / commit latency per second)
+    parser.add_argument("--callback-workers", type=int, default=256, help="sandbox callbacks in flight")
     args = parser.parse_args()
     name = "gateway_postgres" if args.postgres else "gateway_sqlite"
-    with tempfile.TemporaryDirectory() as tmp, sandbox_process(delivery_delay=0.1) as sandbox:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sandbox_process(delivery_delay=0.1, callback_workers=args.callback_workers) as sandbox,
+    ):
         for p in PROVIDERS:
             control(sandbox, "POST", f"/{p}/accounts", json={"username": "demo", "points": "100000000"})
         database = args.postgres or f"sqlite:///{Path(tmp) / 'bench.db'}"

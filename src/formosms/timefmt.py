@@ -74,6 +74,13 @@ def parse_taipei(text: str, fmt: str) -> datetime | None:
 
 
 def parse_taipei_any(text: str, formats: tuple[str, ...]) -> datetime | None:
+    """The first of ``formats`` that reads ``text`` (the regex layouts are tried first:
+    they accept disjoint shapes, and a failed strptime costs an exception)."""
+    stripped = text.strip()
+    for fmt in formats:
+        fast = _FAST.get(fmt)
+        if fast is not None and fast.fullmatch(stripped):
+            return parse_taipei(stripped, fmt)
     for fmt in formats:
         parsed = parse_taipei(text, fmt)
         if parsed is not None:

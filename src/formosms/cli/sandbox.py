@@ -39,11 +39,20 @@ def sandbox(
     fail_rate: Annotated[float, typer.Option(help="Share of requests answered with HTTP 500.")] = 0.0,
     latency: Annotated[float, typer.Option(help="Seconds added to every answer.")] = 0.0,
     quiet: Annotated[bool, typer.Option(help="No log line per request.")] = False,
+    callback_workers: Annotated[
+        int, typer.Option(help="Callbacks in flight at once (a real provider calls back from many connections).")
+    ] = 32,
 ) -> None:
     """Run local emulators of SMSGo, TwSMS, SMS-Get, EVERY8D HTTP and SOAP."""
     from formosms.sandbox import DEMO_PASSWORD, DEMO_USER, SandboxConfig, create_sandbox
 
-    box = create_sandbox(SandboxConfig(seed=seed, delivery_delay=delivery_delay, outcome_mix=_mix(mix)))
+    if callback_workers < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--callback-workers")
+    box = create_sandbox(
+        SandboxConfig(
+            seed=seed, delivery_delay=delivery_delay, outcome_mix=_mix(mix), callback_workers=callback_workers
+        )
+    )
     for emulator in box.emulators.values():
         emulator.state.faults.error_rate = fail_rate
         emulator.state.faults.latency = latency

@@ -240,7 +240,7 @@ def test_idempotency_key_released_when_the_write_fails(api: Api, monkeypatch: py
         raise StoreUnavailable("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(api.store, "enqueue", broken)
+        patch.setattr(api.store, "enqueue_many", broken)
         assert api.post(body, **{"Idempotency-Key": "k"}).status_code == 503
     assert api.post(body, **{"Idempotency-Key": "k"}).status_code == 202  # not stuck in flight
 
@@ -433,7 +433,7 @@ def test_storage_unavailable_is_503(api: Api, monkeypatch: pytest.MonkeyPatch) -
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable("server closed the connection")
 
-    monkeypatch.setattr(api.store, "enqueue", broken)
+    monkeypatch.setattr(api.store, "enqueue_many", broken)
     monkeypatch.setattr(api.store, "version", broken)
     response = api.post({"to": "0912345601", "text": "hi"})
     assert response.status_code == 503 and "nothing was accepted" in response.text

@@ -14,7 +14,7 @@ from sqlalchemy import event, select, text, update
 
 from formosms.gateway import schema
 from formosms.gateway.schema import api_keys, inbox, messages, notifications
-from formosms.gateway.store import NewMessage, Outcome, Store, StoreUnavailable
+from formosms.gateway.store import NewMessage, Outcome, Store, StoreUnavailable, Submission
 from formosms.model import DeliveryReport, InboundMessage, Status, WebhookResult
 from formosms.webhooks.events import WebhookEvent, events_of
 from tests.gateway.conftest import StoreFactory
@@ -111,6 +111,26 @@ def test_enqueue_and_get(store: Store) -> None:
     assert first["submission"] == second["submission"]
     assert store.get(10_000) is None
     assert store.enqueue([]) == []
+
+
+def test_enqueue_many_is_one_transaction_with_ids_per_submission(store: Store) -> None:
+    key_id = int(store.verify_api_key(store.create_api_key("t")) or 0)
+    assert store.idempotency_begin(key_id, "k1", "digest")[0] == "new"
+    first, second, third = store.enqueue_many(
+        [
+            Submission([msg(1), msg(2)]),
+            Submission([msg(3)], (key_id, "k1"), lambda ids: {"ids": ids}),
+            Submission([msg(4, schedule_at=time.time() + 3600), msg(5), msg(6)]),
+        ]
+    )
+    assert len(first) == 2 and len(second) == 1 and len(third) == 3
+    assert first + second + third == sorted(first + second + third)
+    rows = [store.get(i) for i in first + second + third]
+    assert [r["recipient"][-2:] for r in rows if r] == ["01", "02", "03", "04", "05", "06"]
+    assert [r["status"] for r in rows if r] == ["queued", "queued", "queued", "scheduled", "queued", "queued"]
+    assert len({r["submission"] for r in rows if r}) == 3
+    assert store.idempotency_begin(key_id, "k1", "digest") == ("replay", (202, {"ids": second}))
+    assert store.enqueue_many([Submission([])]) == [[]]
 
 
 def test_search_filters_and_cursor(store: Store) -> None:

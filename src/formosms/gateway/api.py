@@ -23,12 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from formosms.errors import FormosmsError
 from formosms.gateway.config import Settings
+from formosms.gateway.group import GroupCommit
 from formosms.gateway.ingest import IngestBatcher
 from formosms.gateway.metrics import Metrics
 from formosms.gateway.models import MessageIn, validate_submission
 from formosms.gateway.routing import Router
 from formosms.gateway.runtime import GATEWAY_LOGGERS
-from formosms.gateway.store import Store, StoreUnavailable
+from formosms.gateway.store import Store, StoreUnavailable, Submission
 from formosms.model import Feature
 from formosms.redact import protect_logs
 from formosms.webhooks.asgi import asgi_app
@@ -43,6 +44,10 @@ PUBLIC_STATUS = {"claimed": "queued", "sending": "sending"}
 def create_app(settings: Settings, store: Store, router: Router, *, with_workers: bool = False) -> FastAPI:
     metrics = Metrics()
     batcher = IngestBatcher(store, settings.notify_url)
+    # submissions arriving together share one transaction (see gateway/group.py)
+    enqueue: GroupCommit[Submission, list[int]] = GroupCommit(
+        lambda batch: store.enqueue_many(batch), weight=lambda s: len(s.items)
+    )
     balances: dict[str, tuple[float, str | None, str | None]] = {}
 
     @contextlib.asynccontextmanager
@@ -61,6 +66,7 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
             if task is not None:
                 await task
             await batcher.close()
+            await enqueue.close()
 
     aliases = {name: c.provider.name for name, c in router.providers.items()}
     # open_gateway sets a stable one; else this one, in the settings the workers build URLs from
@@ -90,7 +96,7 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
             if "at_least_once" not in body.model_fields_set:
                 item.at_least_once = settings.at_least_once
         if idempotency_key is None:
-            ids = await asyncio.to_thread(store.enqueue, items)
+            ids = await enqueue(Submission(items))
             metrics.count("accepted", body.provider or "", len(ids))
             return _accepted(ids, items)
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -103,12 +109,7 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
         if state == "in_flight":
             raise HTTPException(409, "a request with this Idempotency-Key is still in progress")
         try:
-            ids = await asyncio.to_thread(
-                store.enqueue,
-                items,
-                idempotency_key=(key_id, idempotency_key),
-                response=lambda i: _accepted(i, items),
-            )
+            ids = await enqueue(Submission(items, (key_id, idempotency_key), lambda i: _accepted(i, items)))
         except BaseException:
             await asyncio.to_thread(store.idempotency_abort, key_id, idempotency_key)
             raise

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 
+from formosms.gateway.group import GroupCommit
 from formosms.gateway.store import Store
 from formosms.model import WebhookResult
 from formosms.webhooks.events import WebhookEvent
@@ -27,49 +28,29 @@ class IngestBatcher:
     def __init__(self, store: Store, notify_url: str | None = None):
         self.store = store
         self.notify_url = notify_url
-        self._queue: asyncio.Queue[tuple[str, list[WebhookEvent], asyncio.Future[None]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._group: GroupCommit[tuple[str, list[WebhookEvent]], None] = GroupCommit(
+            self._commit, limit=MAX_BATCH, weight=lambda item: len(item[1]), on_error=self._refusal
+        )
         self._refused: set[str] = set()
         self._noting: asyncio.Task[None] | None = None
 
     async def handle(self, result: WebhookResult, events: list[WebhookEvent]) -> None:
         """The webhook handler: returns once ``events`` are stored (raises if they were not)."""
-        if not events:
-            return
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run())
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((result.provider, events, done))
-        await done
+        if events:
+            await self._group((result.provider, events))
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            size = len(batch[0][1])
-            while not queue.empty() and size < MAX_BATCH:
-                item = queue.get_nowait()
-                batch.append(item)
-                size += len(item[1])
-            by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
-            for provider, events, _ in batch:
-                by_provider[provider].extend(events)
-            try:
-                for provider, events in by_provider.items():
-                    await asyncio.to_thread(self.store.ingest, provider, events, self.notify_url)
-            except Exception as exc:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                self._refused.update(by_provider)
-                if self._noting is None or self._noting.done():
-                    self._noting = asyncio.create_task(self._note_refusals())
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    def _commit(self, batch: list[tuple[str, list[WebhookEvent]]]) -> list[None]:
+        by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
+        for provider, events in batch:
+            by_provider[provider].extend(events)
+        for provider, events in by_provider.items():
+            self.store.ingest(provider, events, self.notify_url)
+        return [None] * len(batch)
+
+    def _refusal(self, batch: list[tuple[str, list[WebhookEvent]]], exc: Exception) -> None:
+        self._refused.update(provider for provider, _ in batch)
+        if self._noting is None or self._noting.done():
+            self._noting = asyncio.get_running_loop().create_task(self._note_refusals())
 
     async def _note_refusals(self, period: float = 0.5) -> None:
         """Write the refusals down as soon as the database takes writes again."""
@@ -89,9 +70,4 @@ class IngestBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._noting
             self._noting = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            self._queue = None
+        await self._group.close()

@@ -6,12 +6,43 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from formosms.gateway.db import FINAL, Database, NewMessage, Outcome
 from formosms.gateway.schema import events, idempotency, messages
+
+
+@dataclass
+class Submission:
+    """One ``POST /v1/messages``: its rows, and the idempotency record to complete."""
+
+    items: Sequence[NewMessage]
+    idempotency_key: tuple[int, str] | None = None
+    response: Any = None  # the answer to store, or a callable taking the ids
+
+
+def _row(m: NewMessage, submission: str, now: float) -> dict[str, Any]:
+    return {
+        "submission": submission,
+        "recipient": m.recipient,
+        "text": m.text,
+        "status": "scheduled" if m.schedule_at and m.schedule_at > now else "queued",
+        "requested_provider": m.provider,
+        "tried": [],
+        "next_attempt_at": now,
+        "schedule_at": m.schedule_at,
+        "validity": m.validity,
+        "options": m.options,
+        "metadata": m.metadata,
+        "callback_url": m.callback_url,
+        "at_least_once": m.at_least_once,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 class Outbox(Database):
@@ -29,47 +60,36 @@ class Outbox(Database):
         a crash can never leave messages without their idempotency record or the reverse.
         ``response`` may be a callable taking the ids.
         """
+        return self.enqueue_many([Submission(items, idempotency_key, response)])[0]
+
+    def enqueue_many(self, submissions: Sequence[Submission]) -> list[list[int]]:
+        """Several submissions in one transaction (the API's group commit): all or none.
+        Returns each submission's row ids."""
         now = time.time()
-        submission = secrets.token_hex(8)
-        rows: list[dict[str, Any]] = [
-            {
-                "submission": submission,
-                "recipient": m.recipient,
-                "text": m.text,
-                "status": "scheduled" if m.schedule_at and m.schedule_at > now else "queued",
-                "requested_provider": m.provider,
-                "tried": [],
-                "next_attempt_at": now,
-                "schedule_at": m.schedule_at,
-                "validity": m.validity,
-                "options": m.options,
-                "metadata": m.metadata,
-                "callback_url": m.callback_url,
-                "at_least_once": m.at_least_once,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for m in items
-        ]
+        rows: list[dict[str, Any]] = []
+        for sub in submissions:
+            token = secrets.token_hex(8)
+            rows += [_row(m, token, now) for m in sub.items]
         if not rows:
-            return []
+            return [[] for _ in submissions]
         with self.tx() as conn:
-            if self.dialect == "sqlite":
-                ids = _insert_sqlite(conn, rows, now)
-            else:
-                ids = _insert_postgres(conn, rows, now, submission)
-            if idempotency_key is not None:
-                body = response(ids) if callable(response) else response
-                conn.execute(
-                    update(idempotency)
-                    .where(
-                        idempotency.c.api_key_id == idempotency_key[0],
-                        idempotency.c.key == idempotency_key[1],
+            ids = _insert_sqlite(conn, rows, now) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
+            out, start = [], 0
+            for sub in submissions:
+                mine = ids[start : start + len(sub.items)]
+                start += len(sub.items)
+                out.append(mine)
+                if sub.idempotency_key is not None:
+                    body = sub.response(mine) if callable(sub.response) else sub.response
+                    conn.execute(
+                        update(idempotency)
+                        .where(
+                            idempotency.c.api_key_id == sub.idempotency_key[0],
+                            idempotency.c.key == sub.idempotency_key[1],
+                        )
+                        .values(response=body, status_code=202)
                     )
-                    .values(response=body, status_code=202)
-                )
-        return ids
+        return out
 
     def get(self, message_id: int) -> dict[str, Any] | None:
         with self.read() as conn:
@@ -368,13 +388,14 @@ _ENQUEUE_PG = text(
     """
     INSERT INTO messages (submission, recipient, text, status, requested_provider, tried, next_attempt_at,
         schedule_at, validity, options, metadata, callback_url, at_least_once, attempts, created_at, updated_at)
-    SELECT :submission, u.recipient, u.text, u.status, u.requested, '[]', :now, u.schedule_at, u.validity,
+    SELECT u.submission, u.recipient, u.text, u.status, u.requested, '[]', :now, u.schedule_at, u.validity,
         CAST(u.options AS json), CAST(u.metadata AS json), u.callback_url, u.at_least_once, 0, :now, :now
     FROM unnest(
-        CAST(:recipient AS text[]), CAST(:text AS text[]), CAST(:status AS text[]), CAST(:requested AS text[]),
+        CAST(:submission AS text[]), CAST(:recipient AS text[]), CAST(:text AS text[]), CAST(:status AS text[]),
+        CAST(:requested AS text[]),
         CAST(:schedule_at AS float8[]), CAST(:validity AS integer[]), CAST(:options AS text[]),
         CAST(:metadata AS text[]), CAST(:callback_url AS text[]), CAST(:at_least_once AS boolean[])
-    ) WITH ORDINALITY AS u(recipient, text, status, requested, schedule_at, validity, options, metadata,
+    ) WITH ORDINALITY AS u(submission, recipient, text, status, requested, schedule_at, validity, options, metadata,
         callback_url, at_least_once, n)
     ORDER BY u.n
     RETURNING id
@@ -386,13 +407,13 @@ _EVENTS_PG = text(
 )
 
 
-def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float, submission: str) -> list[int]:
+def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float) -> list[int]:
     """The submission as two constant statements over arrays (``insertmanyvalues`` built
     and converted a new statement per batch: half the API's time, bench --postgres). The
     sequence numbers rows in the ``ORDER BY`` order, so sorted ids line up with ``rows``."""
     column = {key: [row[key] for row in rows] for key in rows[0]}
     params: dict[str, Any] = {
-        "submission": submission,
+        "submission": column["submission"],
         "now": now,
         "recipient": column["recipient"],
         "text": column["text"],

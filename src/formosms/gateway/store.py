@@ -12,11 +12,11 @@ from __future__ import annotations
 from formosms.gateway.db import FINAL, NewMessage, Outcome, StoreUnavailable, rank
 from formosms.gateway.inbox import Inbox
 from formosms.gateway.notices import Accounts
-from formosms.gateway.outbox import Outbox
+from formosms.gateway.outbox import Outbox, Submission
 
 
 class Store(Outbox, Inbox, Accounts):
     """The gateway's database: see the module docstring."""
 
 
-__all__ = ["FINAL", "NewMessage", "Outcome", "Store", "StoreUnavailable", "rank"]
+__all__ = ["FINAL", "NewMessage", "Outcome", "Store", "StoreUnavailable", "Submission", "rank"]

@@ -138,6 +138,13 @@ class Database:
         except OperationalError as exc:
             raise StoreUnavailable(str(exc.orig)[:200]) from exc
 
+    def _many(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``executemany`` through the driver (``?`` placeholders, JSON already dumped):
+        SQLAlchemy's per-row parameter processing cost more than the statements on the
+        callback path (bench/gateway_e2e.py profile)."""
+        if rows:
+            conn.exec_driver_sql(sql.replace("?", "%s") if self.dialect == "postgresql" else sql, list(rows))
+
     def _insert(self, table: Table) -> PgInsert | SqliteInsert:
         """The dialect's INSERT (for ``on_conflict_do_nothing``: several nodes may race)."""
         return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)

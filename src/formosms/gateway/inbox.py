@@ -7,15 +7,16 @@ once ``record`` has written the provider's ids.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from formosms.gateway.db import FINAL, Database, rank
-from formosms.gateway.schema import events, inbox, messages, replies
+from formosms.gateway.schema import inbox, messages, replies
 from formosms.model import DeliveryReport, InboundMessage, Status
 from formosms.webhooks.events import WebhookEvent
 
@@ -33,22 +34,23 @@ class Inbox(Database):
         if not unique:
             return 0
         with self.tx() as conn:
-            stored = conn.execute(
-                self._insert(inbox).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id),
-                [
-                    {
-                        "event_id": e.id,
-                        "provider": provider,
-                        "kind": e.kind,
-                        "received_at": now,
-                        "payload": _payload(e),
-                        "applied": False,
-                    }
-                    for e in unique
-                ],
+            # the ones already stored, then the rest: an INSERT … RETURNING per batch was a
+            # new statement each time; on PostgreSQL a concurrent duplicate is skipped by
+            # ON CONFLICT and its report applied twice, which changes nothing (ranks)
+            known = {
+                str(r[0])
+                for r in conn.execute(
+                    select(inbox.c.event_id).where(inbox.c.event_id.in_(bindparam("ids", expanding=True))),
+                    {"ids": [e.id for e in unique]},
+                )
+            }
+            fresh = [e for e in unique if e.id not in known]
+            self._many(
+                conn,
+                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                [(e.id, provider, e.kind, now, json.dumps(_payload(e)), False) for e in fresh],
             )
-            new = {str(r[0]) for r in stored}
-            fresh = [e for e in unique if e.id in new]
             reports = [(e.id, e.report) for e in fresh if e.report is not None]
             applied: dict[str, int | None] = dict(self._apply_reports(conn, provider, reports, now))
             for e in fresh:
@@ -115,7 +117,7 @@ class Inbox(Database):
                 row["status"] = new
                 if not row["provider_message_id"] and report.message_id:
                     row["provider_message_id"] = report.message_id
-                    found.by_pmid[report.message_id].append(row)
+                    found.add_pmid(row, report.message_id)
                 if report.batch_id:
                     row["batch_id"] = report.batch_id
                 updates[row["id"]] = {
@@ -137,20 +139,24 @@ class Inbox(Database):
                     }
                 )
         if updates:
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == bindparam("_id"))
-                .values(
-                    status=bindparam("_status"),
-                    provider_status=bindparam("_pstatus"),
-                    updated_at=now,
-                    final_at=bindparam("_final"),
-                    provider_message_id=bindparam("_pmid"),
-                    batch_id=bindparam("_batch"),
-                ),
-                list(updates.values()),
+            self._many(
+                conn,
+                "UPDATE messages SET status = ?, provider_status = ?, updated_at = ?, final_at = ?, "
+                "provider_message_id = ?, batch_id = ? WHERE id = ?",
+                [
+                    (u["_status"], u["_pstatus"], now, u["_final"], u["_pmid"], u["_batch"], u["_id"])
+                    for u in updates.values()
+                ],
             )
-            conn.execute(events.insert(), history)
+            self._many(
+                conn,
+                "INSERT INTO events (message_id, at, status, provider, provider_status, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (h["message_id"], h["at"], h["status"], h["provider"], h["provider_status"], h["detail"])
+                    for h in history
+                ],
+            )
             self._notify(conn, list(updates), now)
         return matched
 
@@ -158,20 +164,29 @@ class Inbox(Database):
         """Every message of ``provider`` a report could refer to, locked (PostgreSQL) in id
         order: a send being recorded meanwhile waits instead of overwriting the report."""
         keys = []
+        params: dict[str, list[str]] = {}
         # each key with the recipients it was named with: a list provider's batch id (also
         # EVERY8D's message id) covers up to 1,000 rows, and a callback is about one of them
-        for column, values in (
-            (messages.c.provider_message_id, [(r.message_id, r.recipient) for r in reports if r.message_id]),
-            (messages.c.batch_id, [(r.batch_id, r.recipient) for r in reports if r.batch_id and r.recipient]),
-            (messages.c.record_no, [(r.record_no, r.recipient) for r in reports if r.record_no and r.recipient]),
-        ):
+        named_by = (
+            ("pmid", messages.c.provider_message_id, [(r.message_id, r.recipient) for r in reports if r.message_id]),
+            ("batch", messages.c.batch_id, [(r.batch_id, r.recipient) for r in reports if r.batch_id]),
+            ("record", messages.c.record_no, [(r.record_no, r.recipient) for r in reports if r.record_no]),
+        )
+        for name, column, values in named_by:
             named = {key for key, recipient in values if recipient}
-            bare = {key for key, recipient in values if not recipient}
-            if named:
-                recipients = {recipient for _, recipient in values if recipient}
-                keys.append(and_(column.in_(sorted(named)), messages.c.recipient.in_(sorted(recipients))))
+            bare = {key for key, recipient in values if not recipient} if name == "pmid" else set()
+            if named:  # expanding parameters: one compiled statement whatever the batch size
+                params[name] = sorted(named)
+                params[name + "_to"] = sorted({recipient for _, recipient in values if recipient})
+                keys.append(
+                    and_(
+                        column.in_(bindparam(name, expanding=True)),
+                        messages.c.recipient.in_(bindparam(name + "_to", expanding=True)),
+                    )
+                )
             if bare:
-                keys.append(column.in_(sorted(bare)))
+                params[name + "_bare"] = sorted(bare)
+                keys.append(column.in_(bindparam(name + "_bare", expanding=True)))
         if not keys:
             return []
         query = (
@@ -187,17 +202,14 @@ class Inbox(Database):
             .order_by(messages.c.id)
             .with_for_update()
         )
-        return [dict(r) for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(query, params).mappings()]
 
     def _mark_applied(self, conn: Connection, applied: Mapping[str, int | None]) -> None:
-        done = [{"_event": e, "_message": m} for e, m in applied.items() if m is not None]
-        if done:
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.event_id == bindparam("_event"))
-                .values(applied=True, message_id=bindparam("_message")),
-                done,
-            )
+        self._many(
+            conn,
+            "UPDATE inbox SET applied = ?, message_id = ? WHERE event_id = ?",
+            [(True, m, e) for e, m in applied.items() if m is not None],
+        )
 
     def _store_reply(
         self,
@@ -262,6 +274,7 @@ class _Matches:
 
     def __init__(self, rows: list[dict[str, Any]]):
         self.by_pmid: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.by_pmid_recipient: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.by_batch: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.by_record: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
@@ -269,17 +282,23 @@ class _Matches:
 
     def index(self, row: dict[str, Any]) -> None:
         if row["provider_message_id"]:
-            self.by_pmid[row["provider_message_id"]].append(row)
+            self.add_pmid(row, row["provider_message_id"])
         if row["batch_id"]:
             self.by_batch[(row["batch_id"], row["recipient"])].append(row)
         if row["record_no"]:
             self.by_record[(row["record_no"], row["recipient"])].append(row)
 
+    def add_pmid(self, row: dict[str, Any], pmid: str) -> None:
+        self.by_pmid[pmid].append(row)
+        self.by_pmid_recipient[(pmid, row["recipient"])].append(row)
+
     def match(self, report: DeliveryReport) -> list[dict[str, Any]]:
         recipient = report.recipient
         if report.message_id:
-            rows = self.by_pmid.get(report.message_id, [])
-            rows = [r for r in rows if r["recipient"] == recipient] if recipient else rows
+            if recipient:
+                rows = self.by_pmid_recipient.get((report.message_id, recipient), [])
+            else:
+                rows = self.by_pmid.get(report.message_id, [])
             if rows:
                 return rows
         if report.batch_id and recipient and (rows := self.by_batch.get((report.batch_id, recipient), [])):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, select, text, update
 
 from formosms.gateway.db import FINAL, Database, NewMessage, Outcome
 from formosms.gateway.schema import events, idempotency, messages
@@ -216,11 +216,7 @@ class Outbox(Database):
                     .returning(messages.c.id)
                 )
             ]
-            if marked:
-                conn.execute(
-                    events.insert(),
-                    [{"message_id": i, "at": now, "status": "sending", "provider": provider} for i in marked],
-                )
+            self._many(conn, _EVENTS_SQL, [(i, now, "sending", provider, None, None) for i in marked])
         return sorted(marked)
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
@@ -284,28 +280,9 @@ class Outbox(Database):
             if self.dialect == "postgresql":
                 _update_postgres(conn, changes, now)
             else:
-                conn.execute(
-                    update(messages)
-                    .where(messages.c.id == bindparam("_id"))
-                    .values(
-                        status=bindparam("_status"),
-                        provider=func.coalesce(bindparam("_provider"), messages.c.provider),
-                        provider_message_id=func.coalesce(bindparam("_pmid"), messages.c.provider_message_id),
-                        batch_id=func.coalesce(bindparam("_batch"), messages.c.batch_id),
-                        record_no=func.coalesce(bindparam("_record"), messages.c.record_no),
-                        provider_status=func.coalesce(bindparam("_pstatus"), messages.c.provider_status),
-                        error=bindparam("_error"),
-                        # typed: SQLite's driver cannot bind a Decimal without the column's type
-                        cost=func.coalesce(bindparam("_cost", type_=messages.c.cost.type), messages.c.cost),
-                        next_attempt_at=bindparam("_next"),
-                        final_at=func.coalesce(bindparam("_final"), messages.c.final_at),
-                        tried=bindparam("_tried", type_=messages.c.tried.type),
-                        updated_at=now,
-                    ),
-                    changes,
-                )
+                self._many(conn, _RECORD_SQLITE, [_record_params(c, now) for c in changes])
             if history:
-                conn.execute(events.insert(), history)
+                self._many(conn, _EVENTS_SQL, [_event_params(h) for h in history])
                 self._notify(conn, [int(str(h["message_id"])) for h in history], now)
 
     def recover(self, stale_after: float = 60.0, now: float | None = None) -> tuple[int, int]:
@@ -382,6 +359,39 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: float) -> 
         [(i, now, row["status"]) for i, row in zip(ids, rows, strict=True)],
     )
     return ids
+
+
+_EVENTS_SQL = "INSERT INTO events (message_id, at, status, provider, provider_status, detail) VALUES (?, ?, ?, ?, ?, ?)"
+_RECORD_SQLITE = """
+    UPDATE messages SET status = ?, provider = coalesce(?, provider),
+        provider_message_id = coalesce(?, provider_message_id), batch_id = coalesce(?, batch_id),
+        record_no = coalesce(?, record_no), provider_status = coalesce(?, provider_status), error = ?,
+        cost = coalesce(?, cost), next_attempt_at = ?, final_at = coalesce(?, final_at), tried = ?, updated_at = ?
+    WHERE id = ?
+"""
+
+
+def _record_params(c: dict[str, Any], now: float) -> tuple[Any, ...]:
+    cost = c["_cost"]
+    return (
+        c["_status"],
+        c["_provider"],
+        c["_pmid"],
+        c["_batch"],
+        c["_record"],
+        c["_pstatus"],
+        c["_error"],
+        None if cost is None else float(cost),  # NUMERIC affinity: SQLite stores a number either way
+        c["_next"],
+        c["_final"],
+        json.dumps(c["_tried"]),
+        now,
+        c["_id"],
+    )
+
+
+def _event_params(h: dict[str, Any]) -> tuple[Any, ...]:
+    return (h["message_id"], h["at"], h["status"], h["provider"], h["provider_status"], h["detail"])
 
 
 _ENQUEUE_PG = text(

@@ -91,7 +91,7 @@ async def load(url: str, token: str, seconds: float, rate: float) -> tuple[int, 
     headers = {"Authorization": f"Bearer {token}"}
     sent = 0
     series: list[tuple[float, int]] = []
-    pool = numbers(10_000_000, start=10_000_000)
+    pool = numbers(int(rate * seconds) + 2 * BATCH, start=10_000_000)
     async with aiohttp.ClientSession(headers=headers) as session:
         started = time.perf_counter()
 
@@ -208,6 +208,9 @@ def main() -> int:
     parser.add_argument("--postgres", default="", help="PostgreSQL URL: API + two worker processes")
     # the gateway acks a callback once its batch is committed, so callbacks in flight, not
     # CPU, bounded the sandbox's default 32 (about 32 / commit latency per second)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: 0 on SQLite, 2 on PostgreSQL)"
+    )
     parser.add_argument("--callback-workers", type=int, default=256, help="sandbox callbacks in flight")
     args = parser.parse_args()
     name = "gateway_postgres" if args.postgres else "gateway_sqlite"
@@ -231,7 +234,8 @@ def main() -> int:
             engine = sqlalchemy.create_engine(target)
             with engine.begin() as conn:
                 conn.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
-        url, procs, token = start_gateway(Path(tmp), sandbox, database, workers=2 if args.postgres else 0)
+        workers = args.workers if args.workers is not None else (2 if args.postgres else 0)
+        url, procs, token = start_gateway(Path(tmp), sandbox, database, workers=workers)
         # the process that sends: the gateway itself, or the first worker on PostgreSQL
         spy = profile(procs[-1].pid, min(15, args.seconds), Path(tmp) / "profile.txt")
         try:

@@ -63,3 +63,30 @@ async def test_a_failed_commit_fails_everyone_in_it_and_the_next_one_works() -> 
     broken = False
     assert await group(2) == 2
     await group.close()
+
+
+def test_the_sqlite_write_lock_serves_urgent_waiters_first() -> None:
+    from formosms.gateway.db import WriteLock
+
+    lock = WriteLock()
+    order: list[str] = []
+    lock.acquire()  # a worker's transaction is running
+
+    def take(name: str, urgent: bool) -> None:
+        lock.acquire(urgent)
+        order.append(name)
+        lock.release()
+
+    workers = [threading.Thread(target=take, args=(f"worker{i}", False)) for i in range(3)]
+    for t in workers:
+        t.start()
+    import time
+
+    time.sleep(0.05)  # the workers wait first
+    api = threading.Thread(target=take, args=("api", True))
+    api.start()
+    time.sleep(0.05)
+    lock.release()
+    for t in [*workers, api]:
+        t.join(5)
+    assert order[0] == "api" and sorted(order[1:]) == ["worker0", "worker1", "worker2"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -39,16 +40,19 @@ class GroupCommit(Generic[T, R]):
         self.on_error = on_error
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def __call__(self, item: T) -> R:
         if self._queue is None:
+            # its own thread: in the shared pool a commit queued behind the workers' jobs
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
             self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(self._queue))
+            self._task = asyncio.create_task(self._run(self._queue, self._thread))
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, done))
         return await done
 
-    async def _run(self, queue: asyncio.Queue[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[T, asyncio.Future[R]]], thread: ThreadPoolExecutor) -> None:
         while True:
             batch = [await queue.get()]
             size = self.weight(batch[0][0])
@@ -58,7 +62,7 @@ class GroupCommit(Generic[T, R]):
                 size += self.weight(entry[0])
             items = [item for item, _ in batch]
             try:
-                answers = await asyncio.to_thread(self.commit, items)
+                answers = await asyncio.get_running_loop().run_in_executor(thread, self.commit, items)
             except Exception as exc:
                 if self.on_error is not None:
                     self.on_error(items, exc)
@@ -75,5 +79,6 @@ class GroupCommit(Generic[T, R]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._task = None
-        self._queue = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+        self._task = self._queue = self._thread = None

@@ -72,7 +72,7 @@ class Outbox(Database):
             rows += [_row(m, token, now) for m in sub.items]
         if not rows:
             return [[] for _ in submissions]
-        with self.tx() as conn:
+        with self.tx(urgent=True) as conn:
             ids = _insert_sqlite(conn, rows, now) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
             out, start = [], 0
             for sub in submissions:

@@ -74,8 +74,9 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
     protect_logs([secret], GATEWAY_LOGGERS)  # it is in callback URLs: never in a log line
     webhooks = asgi_app(batcher.handle, secret=secret, aliases=aliases)
 
-    app = FastAPI(title="formosms gateway", version="1", lifespan=lifespan)
-    app.add_middleware(_Limits, metrics=metrics, webhooks=webhooks)
+    app = _GatewayApp(title="formosms gateway", version="1", lifespan=lifespan)
+    app.callback_receiver = webhooks
+    app.add_middleware(_Limits, metrics=metrics)
     app.state.store = store
     app.state.keys = {}  # token -> (key id, valid until): see _api_key
 
@@ -223,28 +224,33 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
     return app
 
 
+class _GatewayApp(FastAPI):
+    """FastAPI, except that ``/webhooks/…`` goes straight to the webhook receiver (which
+    has its own size limit and error handling): one callback per message is most of the
+    gateway's requests, and FastAPI's middleware stack (error pages, telemetry, limits)
+    and routing cost more than storing the event (bench/gateway_e2e.py profile)."""
+
+    callback_receiver: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.callback_receiver is not None and scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            root = str(scope.get("root_path", ""))
+            await self.callback_receiver({**scope, "root_path": root + "/webhooks"}, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class _Limits:
     """Pure ASGI (the decorator middleware costs a task per request): 413 for bodies over
-    ``MAX_BODY`` — declared or, when chunked, as they are read — and API latency metrics.
+    ``MAX_BODY`` — declared or, when chunked, as they are read — and API latency metrics."""
 
-    ``/webhooks/…`` goes straight to the webhook receiver (which has its own size limit):
-    one callback per message is most of the gateway's requests, and FastAPI's routing
-    and middleware stack cost more than storing the event (bench/gateway_e2e.py profile).
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, webhooks: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.webhooks = webhooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        path = str(scope.get("path", ""))
-        if path.startswith("/webhooks/"):
-            root = str(scope.get("root_path", ""))
-            await self.webhooks({**scope, "root_path": root + "/webhooks"}, receive, send)
             return
         started = time.perf_counter()
         for name, value in scope.get("headers", []):

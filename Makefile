@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.campaign
 	$(BIN)/python -m bench.client_overhead
 	$(BIN)/python -m bench.gateway_e2e --seconds 60
+	$(BIN)/python -m bench.gateway_e2e --seconds 60 --workers 1
 	-$(BIN)/python -m bench.gateway_e2e --seconds 60 --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.report

@@ -213,7 +213,9 @@ def main() -> int:
     )
     parser.add_argument("--callback-workers", type=int, default=256, help="sandbox callbacks in flight")
     args = parser.parse_args()
-    name = "gateway_postgres" if args.postgres else "gateway_sqlite"
+    workers = args.workers if args.workers is not None else (2 if args.postgres else 0)
+    name = "gateway_postgres" if args.postgres else "gateway_sqlite" + (f"_{workers}worker" if workers else "")
+    layout = "one process: API, webhooks, workers" if not workers else f"API + webhooks; {workers} worker process(es)"
     with (
         tempfile.TemporaryDirectory() as tmp,
         sandbox_process(delivery_delay=0.1, callback_workers=args.callback_workers) as sandbox,
@@ -234,7 +236,6 @@ def main() -> int:
             engine = sqlalchemy.create_engine(target)
             with engine.begin() as conn:
                 conn.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
-        workers = args.workers if args.workers is not None else (2 if args.postgres else 0)
         url, procs, token = start_gateway(Path(tmp), sandbox, database, workers=workers)
         # the process that sends: the gateway itself, or the first worker on PostgreSQL
         spy = profile(procs[-1].pid, min(15, args.seconds), Path(tmp) / "profile.txt")
@@ -256,12 +257,14 @@ def main() -> int:
     sustained = (window[-1][1] - window[0][1]) / max(window[-1][0] - window[0][0], 1e-9) if len(window) > 1 else 0.0
     p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
     print(
-        f"{name}: offered {args.rate:.0f}/s for {args.seconds:.0f} s; {sent} sent, {done} delivered; "
+        f"{name} ({layout}): offered {args.rate:.0f}/s for {args.seconds:.0f} s; {sent} sent, {done} delivered; "
         f"sustained {sustained:.0f} delivered/s (target 2000); API p99 {p99:.1f} ms at 500 req/s (target 50)"
     )
     save(
         name,
         {
+            "layout": layout,
+            "callback_workers": args.callback_workers,
             "offered_rate": args.rate,
             "seconds": args.seconds,
             "sent": sent,

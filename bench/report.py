@@ -71,12 +71,13 @@ def main() -> int:
     if overhead:
         figure = f"{overhead['formosms_rps']} vs {overhead['aiohttp_rps']} req/s = {overhead['ratio']}"
         row("AsyncClient vs bare aiohttp", figure, "≥ 0.70", overhead["ratio"] >= 0.7)
-    for key in ("gateway_sqlite", "gateway_postgres"):
+    gateways = sorted(k for k in results if k.startswith("gateway_"))
+    for key in gateways:
         g = results.get(key)
         if g:
             rate = g["sustained_delivered_per_s"]
             row(
-                key.replace("_", " "),
+                f"{key.replace('_', ' ')} ({g.get('layout', 'one process')})",
                 f"{rate} delivered/s over {g['seconds']:.0f} s",
                 "≥ 2,000/s",
                 rate >= 2000,
@@ -100,7 +101,7 @@ def main() -> int:
             "≥ 20,000/s, < 200 MB",
             memory["recipients_per_s"] >= 20000 and peak < 200,
         )
-    for key in ("gateway_sqlite", "gateway_postgres"):
+    for key in gateways:
         hot = (results.get(key) or {}).get("profile_inclusive") or []
         if hot:
             lines += ["", f"Where the time goes in `{key}` (py-spy samples with it on the stack):", ""]
@@ -114,7 +115,8 @@ def main() -> int:
         "",
         "- `python -m bench.campaign` — 10,000 recipients per provider, 30 ms latency, documented limits",
         "- `python -m bench.client_overhead` — AsyncClient vs a bare aiohttp loop, same server, same run",
-        "- `python -m bench.gateway_e2e [--postgres URL]` — REST API to delivered, then API latency",
+        "- `python -m bench.gateway_e2e [--workers N] [--postgres URL]` — REST API to delivered, then API",
+        "  latency; the sandbox makes up to 256 callbacks at once (`--callback-workers`)",
         "- `python -m bench.memory` — 1,000,000-row CSV through `formosms campaign send`",
         "",
     ]

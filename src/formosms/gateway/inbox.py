@@ -33,7 +33,7 @@ class Inbox(Database):
         unique = list({event.id: event for event in batch}.values())
         if not unique:
             return 0
-        with self.tx() as conn:
+        with self.tx(urgent=True) as conn:  # a provider waits on this for its ack
             # the ones already stored, then the rest: an INSERT … RETURNING per batch was a
             # new statement each time; on PostgreSQL a concurrent duplicate is skipped by
             # ON CONFLICT and its report applied twice, which changes nothing (ranks)

@@ -3,7 +3,9 @@
 A transaction on SQLite costs about the same for one row as for hundreds (the write lock,
 the connection, the fsync), so requests that arrive while one commits go together in the
 next. Nobody waits for a timer: an idle gateway commits each request at once. A failed
-commit fails every request in it, and nothing of it was written.
+commit fails every request in it; what it leaves written is the commit function's affair
+(``enqueue_many`` is one transaction; callbacks of two providers are two, and a provider
+that retries an event already stored changes nothing).
 """
 
 from __future__ import annotations

@@ -717,6 +717,39 @@ def test_claim_uses_the_partial_index(pg_store: Store) -> None:
     assert "FOR UPDATE SKIP LOCKED" in statement.upper()
 
 
+def test_matching_reports_reads_by_index_not_by_provider(pg_store: Store) -> None:
+    """One index lookup per key: with the keys OR-ed, PostgreSQL scanned every row of the
+    provider for each callback batch (40 ms at 100,000 rows, growing with the table)."""
+    store = pg_store
+    ids = store.enqueue([msg(i % 100) for i in range(3000)])
+    store.claim("w", 3000)
+    for k in range(0, 3000, 1000):
+        chunk = ids[k : k + 1000]
+        store.mark_sending(chunk, "e8d", str(chunk[0]))
+        store.record(
+            [Outcome(i, "submitted", provider="e8d", provider_message_id=f"B{k}", batch_id=f"B{k}") for i in chunk]
+        )
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if "FOR UPDATE" in statement and "UNION" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    early = DeliveryReport(
+        "every8d", Status.DELIVERED, "100", recipient="+886912345601", message_id="B1000", batch_id="B1000",
+        record_no=str(ids[1000]),
+    )  # fmt: skip
+    store.ingest("e8d", events_of(WebhookResult("e8d", reports=(early,))))
+    assert seen, "the report lookup did not run as a UNION … FOR UPDATE"
+    statement, params = seen[0]
+    with store.tx() as conn:
+        conn.execute(text("ANALYZE messages"))
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
+    assert "Seq Scan on messages" not in plan, plan
+    assert "ix_messages_batch" in plan and "messages_pkey" in plan, plan
+
+
 def test_postgres_url_options_reach_the_server(pg_store: Store) -> None:
     with pg_store.read() as conn:
         schema_name = conn.execute(text("SELECT current_schema()")).scalar()

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select
+from sqlalchemy import Connection, and_, bindparam, select, union
 
 from formosms.gateway.db import FINAL, Database, rank
 from formosms.gateway.schema import inbox, messages, replies
@@ -163,7 +163,7 @@ class Inbox(Database):
     def _candidates(self, conn: Connection, provider: str, reports: Sequence[DeliveryReport]) -> list[dict[str, Any]]:
         """Every message of ``provider`` a report could refer to, locked (PostgreSQL) in id
         order: a send being recorded meanwhile waits instead of overwriting the report."""
-        keys = []
+        branches = []
         params: dict[str, list[str]] = {}
         # each key with the recipients it was named with: a list provider's batch id (also
         # EVERY8D's message id) covers up to 1,000 rows, and a callback is about one of them
@@ -178,17 +178,22 @@ class Inbox(Database):
             if named:  # expanding parameters: one compiled statement whatever the batch size
                 params[name] = sorted(named)
                 params[name + "_to"] = sorted({recipient for _, recipient in values if recipient})
-                keys.append(
-                    and_(
-                        column.in_(bindparam(name, expanding=True)),
-                        messages.c.recipient.in_(bindparam(name + "_to", expanding=True)),
-                    )
+                condition = and_(
+                    column.in_(bindparam(name, expanding=True)),
+                    messages.c.recipient.in_(bindparam(name + "_to", expanding=True)),
                 )
+                # ix_messages_record does not lead with the provider: checked on the rows
+                # found (in SQL the planner may join a scan of every row of the provider)
+                where = [condition] if name == "record" else [messages.c.provider == provider, condition]
+                branches.append(select(messages.c.id).where(*where))
             if bare:
                 params[name + "_bare"] = sorted(bare)
-                keys.append(column.in_(bindparam(name + "_bare", expanding=True)))
-        if not keys:
+                condition = column.in_(bindparam(name + "_bare", expanding=True))
+                branches.append(select(messages.c.id).where(messages.c.provider == provider, condition))
+        if not branches:
             return []
+        # a UNION of one index lookup per key: with the keys OR-ed in one WHERE, PostgreSQL
+        # scanned every row of the provider (40 ms at 100,000 rows, growing with the table)
         query = (
             select(
                 messages.c.id,
@@ -197,12 +202,14 @@ class Inbox(Database):
                 messages.c.provider_message_id,
                 messages.c.batch_id,
                 messages.c.record_no,
+                messages.c.provider,
             )
-            .where(messages.c.provider == provider, or_(*keys))
+            .where(messages.c.id.in_(union(*branches).scalar_subquery()))
             .order_by(messages.c.id)
             .with_for_update()
         )
-        return [dict(r) for r in conn.execute(query, params).mappings()]
+        rows = conn.execute(query, params).mappings()
+        return [dict(r) for r in rows if r["provider"] == provider]  # see the record branch
 
     def _mark_applied(self, conn: Connection, applied: Mapping[str, int | None]) -> None:
         self._many(

@@ -527,6 +527,13 @@ async def test_two_workers_send_every_message_exactly_once(
 
     for w in workers:
         Fake(w).script["tw"] = record
+        scripted = w.lanes["tw"].client.send
+
+        async def round_trip(*args: Any, _send: Any = scripted, **kw: Any) -> SendResult:
+            await asyncio.sleep(0.005)  # a provider answers in milliseconds: the other worker claims meanwhile
+            return await _send(*args, **kw)  # type: ignore[no-any-return]
+
+        w.lanes["tw"].client.send = round_trip  # type: ignore[method-assign]
     stop = asyncio.Event()
     loops = [asyncio.create_task(w._claim_loop(stop)) for w in workers]
     deadline = time.monotonic() + 20

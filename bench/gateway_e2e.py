@@ -206,11 +206,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=2000, help="messages/s offered")
     parser.add_argument("--postgres", default="", help="PostgreSQL URL: API + two worker processes")
-    # the gateway acks a callback once its batch is committed, so callbacks in flight, not
-    # CPU, bounded the sandbox's default 32 (about 32 / commit latency per second)
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: 0 on SQLite, 2 on PostgreSQL)"
     )
+    # the gateway acks a callback once its batch is committed, so callbacks in flight, not
+    # CPU, bounded the sandbox's default 32 (about 32 / commit latency per second)
     parser.add_argument("--callback-workers", type=int, default=256, help="sandbox callbacks in flight")
     args = parser.parse_args()
     workers = args.workers if args.workers is not None else (2 if args.postgres else 0)

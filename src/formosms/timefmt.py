@@ -54,19 +54,27 @@ _FAST = {
 }
 
 
+def _fast_match(text: str, fmt: str) -> re.Match[str] | None:
+    fast = _FAST.get(fmt)
+    return fast.fullmatch(text) if fast is not None else None
+
+
+def _from_match(match: re.Match[str]) -> datetime | None:
+    try:
+        year, month, day, hour, minute, second = map(int, match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=TAIPEI)
+    except ValueError:
+        return None
+
+
 def parse_taipei(text: str, fmt: str) -> datetime | None:
     """Read a provider time in ``fmt`` as Taiwan time; None when empty or unreadable."""
     text = text.strip()
     if not text:
         return None
-    fast = _FAST.get(fmt)
-    match = fast.fullmatch(text) if fast is not None else None
+    match = _fast_match(text, fmt)
     if match is not None:
-        try:
-            year, month, day, hour, minute, second = map(int, match.groups())
-            return datetime(year, month, day, hour, minute, second, tzinfo=TAIPEI)
-        except ValueError:
-            return None
+        return _from_match(match)
     try:
         return datetime.strptime(text, fmt).replace(tzinfo=TAIPEI)
     except ValueError:
@@ -78,9 +86,9 @@ def parse_taipei_any(text: str, formats: tuple[str, ...]) -> datetime | None:
     they accept disjoint shapes, and a failed strptime costs an exception)."""
     stripped = text.strip()
     for fmt in formats:
-        fast = _FAST.get(fmt)
-        if fast is not None and fast.fullmatch(stripped):
-            return parse_taipei(stripped, fmt)
+        match = _fast_match(stripped, fmt)
+        if match is not None:
+            return _from_match(match)
     for fmt in formats:
         parsed = parse_taipei(text, fmt)
         if parsed is not None:

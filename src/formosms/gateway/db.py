@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -176,6 +176,18 @@ class Database:
         callback path (bench/gateway_e2e.py profile)."""
         if rows:
             conn.exec_driver_sql(sql.replace("?", "%s") if self.dialect == "postgresql" else sql, list(rows))
+
+    def _add_events(self, conn: Connection, history: Sequence[Mapping[str, Any]]) -> None:
+        """Append transitions to ``events`` (keys ``message_id``, ``at``, ``status`` and,
+        optionally, ``provider``, ``provider_status``, ``detail``)."""
+        self._many(
+            conn,
+            "INSERT INTO events (message_id, at, status, provider, provider_status, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (h["message_id"], h["at"], h["status"], h.get("provider"), h.get("provider_status"), h.get("detail"))
+                for h in history
+            ],
+        )
 
     def _insert(self, table: Table) -> PgInsert | SqliteInsert:
         """The dialect's INSERT (for ``on_conflict_do_nothing``: several nodes may race)."""

@@ -100,7 +100,7 @@ class Inbox(Database):
             return {}
         found = _Matches(self._candidates(conn, provider, [r for _, r in reports]))
         matched: dict[str, int] = {}
-        updates: dict[int, dict[str, Any]] = {}
+        updates: dict[int, tuple[Any, ...]] = {}  # the last state of each changed row
         history: list[dict[str, Any]] = []
         for event_id, report in reports:
             rows = found.match(report)
@@ -120,14 +120,9 @@ class Inbox(Database):
                     found.add_pmid(row, report.message_id)
                 if report.batch_id:
                     row["batch_id"] = report.batch_id
-                updates[row["id"]] = {
-                    "_id": row["id"],
-                    "_status": new,
-                    "_pstatus": report.provider_status,
-                    "_final": now if new in FINAL else None,
-                    "_pmid": row["provider_message_id"],
-                    "_batch": row["batch_id"],
-                }
+                final = now if new in FINAL else None
+                pmid, batch = row["provider_message_id"], row["batch_id"]
+                updates[row["id"]] = (new, report.provider_status, now, final, pmid, batch, row["id"])
                 history.append(
                     {
                         "message_id": row["id"],
@@ -143,20 +138,9 @@ class Inbox(Database):
                 conn,
                 "UPDATE messages SET status = ?, provider_status = ?, updated_at = ?, final_at = ?, "
                 "provider_message_id = ?, batch_id = ? WHERE id = ?",
-                [
-                    (u["_status"], u["_pstatus"], now, u["_final"], u["_pmid"], u["_batch"], u["_id"])
-                    for u in updates.values()
-                ],
+                list(updates.values()),
             )
-            self._many(
-                conn,
-                "INSERT INTO events (message_id, at, status, provider, provider_status, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (h["message_id"], h["at"], h["status"], h["provider"], h["provider_status"], h["detail"])
-                    for h in history
-                ],
-            )
+            self._add_events(conn, history)
             self._notify(conn, list(updates), now)
         return matched
 

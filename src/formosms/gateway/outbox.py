@@ -216,7 +216,9 @@ class Outbox(Database):
                     .returning(messages.c.id)
                 )
             ]
-            self._many(conn, _EVENTS_SQL, [(i, now, "sending", provider, None, None) for i in marked])
+            self._add_events(
+                conn, [{"message_id": i, "at": now, "status": "sending", "provider": provider} for i in marked]
+            )
         return sorted(marked)
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
@@ -282,7 +284,7 @@ class Outbox(Database):
             else:
                 self._many(conn, _RECORD_SQLITE, [_record_params(c, now) for c in changes])
             if history:
-                self._many(conn, _EVENTS_SQL, [_event_params(h) for h in history])
+                self._add_events(conn, history)
                 self._notify(conn, [int(str(h["message_id"])) for h in history], now)
 
     def recover(self, stale_after: float = 60.0, now: float | None = None) -> tuple[int, int]:
@@ -361,7 +363,6 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], now: float) -> 
     return ids
 
 
-_EVENTS_SQL = "INSERT INTO events (message_id, at, status, provider, provider_status, detail) VALUES (?, ?, ?, ?, ?, ?)"
 _RECORD_SQLITE = """
     UPDATE messages SET status = ?, provider = coalesce(?, provider),
         provider_message_id = coalesce(?, provider_message_id), batch_id = coalesce(?, batch_id),
@@ -388,10 +389,6 @@ def _record_params(c: dict[str, Any], now: float) -> tuple[Any, ...]:
         now,
         c["_id"],
     )
-
-
-def _event_params(h: dict[str, Any]) -> tuple[Any, ...]:
-    return (h["message_id"], h["at"], h["status"], h["provider"], h["provider_status"], h["detail"])
 
 
 _ENQUEUE_PG = text(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
 from formosms.gateway.group import GroupCommit
+from formosms.gateway.store import Store
 
 
 async def test_concurrent_callers_share_commits_and_get_their_answers() -> None:
@@ -90,3 +92,33 @@ def test_the_sqlite_write_lock_serves_urgent_waiters_first() -> None:
     for t in [*workers, api]:
         t.join(5)
     assert order[0] == "api" and sorted(order[1:]) == ["worker0", "worker1", "worker2"]
+
+
+def test_the_sqlite_write_lock_is_shared_with_other_processes(sqlite_store: Store) -> None:
+    """A writer in another process (``formosms worker`` beside ``serve``) waits on the lock
+    file beside the database, not in SQLite's sleeping busy handler."""
+    import fcntl
+    import os
+
+    database = sqlite_store.engine.url.database
+    assert database is not None
+    path = database + "-writer"
+    other = os.open(path, os.O_RDWR)  # what another process holds: its own open file
+    try:
+        with sqlite_store.tx(), pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the transaction ended
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+
+
+def test_no_lock_file_means_no_store(tmp_path: Any) -> None:
+    from formosms.gateway.store import StoreUnavailable
+
+    store = Store(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")
+    try:
+        with pytest.raises(StoreUnavailable, match="write lock"), store.tx():
+            pass
+    finally:
+        store.close()

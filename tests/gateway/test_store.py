@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, inspect, select, text, update
 
 from formosms.gateway import schema
 from formosms.gateway.schema import api_keys, inbox, messages, notifications
@@ -60,6 +60,9 @@ def test_migrate_in_place_from_an_older_version(make_store: StoreFactory) -> Non
     old = make_store(migrate=False)
     with old.tx() as conn:
         assert schema.migrate(conn, target=1) == [1]
+        # v1 as it shipped: the batch index led with the provider
+        conn.execute(text("DROP INDEX ix_messages_batch_recipient"))
+        conn.execute(text("CREATE INDEX ix_messages_batch ON messages (provider, batch_id, recipient)"))
     assert old.version() == 1
     ids = old.enqueue([msg(1, metadata={"order": "A-1"}), msg(2)])
     token = old.create_api_key("before the upgrade")
@@ -73,6 +76,9 @@ def test_migrate_in_place_from_an_older_version(make_store: StoreFactory) -> Non
     assert [r["id"] for r in store.claim("w", 10)] == ids
     assert store.take_tokens("tw", 1, 10.0) == 0.0  # v2: rate_limits
     assert store.setting("webhook_secret", lambda: "abc") == "abc"  # v3: kv
+    with store.read() as conn:  # v4: the batch index without the provider in front
+        indexes = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("messages")}
+    assert indexes["ix_messages_batch_recipient"] == ["batch_id", "recipient"] and "ix_messages_batch" not in indexes
 
 
 def test_repr_hides_the_password(tmp_path: Any) -> None:
@@ -748,6 +754,42 @@ def test_matching_reports_reads_by_index_not_by_provider(pg_store: Store) -> Non
         plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
     assert "Seq Scan on messages" not in plan, plan
     assert "ix_messages_batch" in plan and "messages_pkey" in plan, plan
+
+
+def test_statistics_are_refreshed_while_the_outbox_grows(pg_store: Store) -> None:
+    """Autovacuum wakes once a minute; a campaign into a young table must not be planned
+    with the statistics of an empty one."""
+    store = pg_store
+    assert store.refresh_statistics() == []  # nothing changed yet
+    store.enqueue([msg(i % 100) for i in range(1500)])
+    time.sleep(1.1)  # the server publishes table counters about once a second
+    assert "messages" in store.refresh_statistics()
+    with store.read() as conn:
+        estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass")).scalar()
+    assert estimate is not None and estimate >= 1000
+    assert "messages" not in store.refresh_statistics()  # analyzed: nothing to do until it changes again
+
+
+def test_lookups_by_id_use_the_primary_key(pg_store: Store) -> None:
+    """Rows are marked through the primary key, with the ids as one array parameter."""
+    store = pg_store
+    ids = store.enqueue([msg(i % 100) for i in range(2000)])
+    store.claim("w", 2000)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().startswith("UPDATE messages SET status = 'sending'"):
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    store.mark_sending(ids[:50], "tw", worker="w")
+    assert seen
+    statement, params = seen[0]
+    with store.tx() as conn:
+        conn.execute(text("ANALYZE messages"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # 2,000 rows: a scan is cheaper here
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
+    assert "messages_pkey" in plan and "Seq Scan" not in plan, plan
 
 
 def test_postgres_url_options_reach_the_server(pg_store: Store) -> None:

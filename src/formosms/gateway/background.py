@@ -65,6 +65,7 @@ class Background:
             (0.5, self.apply_late_reports),
             (0.2, self.notify),
             (1.0, self.poll),
+            (5.0, self.analyze),
         ]
         tasks = [asyncio.create_task(self._every(period, job, stop)) for period, job in loops]
         try:
@@ -84,6 +85,12 @@ class Background:
                 log.warning("%s failed: %s", getattr(job, "__name__", "job"), type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=period)
+
+    async def analyze(self) -> None:
+        """Keep the planner's statistics current while tables grow fast (PostgreSQL)."""
+        refreshed = await asyncio.to_thread(self.store.refresh_statistics)
+        if refreshed:
+            log.debug("analyzed %s", ", ".join(refreshed))
 
     async def release(self) -> None:
         await asyncio.to_thread(self.store.release_scheduled)

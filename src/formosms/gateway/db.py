@@ -10,7 +10,10 @@ through the partial index of waiting rows, ``record`` writes a batch of send out
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +27,6 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
-    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
@@ -34,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from formosms.gateway import schema
-from formosms.gateway.schema import messages, notifications
+from formosms.gateway.schema import notifications
 
 FINAL = frozenset({"delivered", "undeliverable", "expired", "rejected", "canceled", "failed"})
 RANK = {"queued": 0, "scheduled": 0, "claimed": 0, "sending": 1, "unknown": 2, "submitted": 3}
@@ -52,12 +54,20 @@ class WriteLock:
     Submissions waited behind the workers' claims and records for most of their latency
     (p50 47 ms at 500 requests/s), and callbacks acked later meant fewer per second from
     a provider with a fixed number in flight (1,450 → 1,750/s, bench/gateway_e2e.py). The
-    workers wait instead; group commits (gateway/group.py) keep the urgent turns few."""
+    workers wait instead; group commits (gateway/group.py) keep the urgent turns few.
 
-    def __init__(self) -> None:
+    With ``path``, the lock also holds an ``flock`` on that file, so writers in other
+    processes (``formosms worker`` beside ``formosms serve``) queue in the kernel and wake
+    the moment it is free. Without it they met at SQLite's busy handler, which sleeps
+    1, 2, 5, 10… ms between tries: a worker's claim then held the writer 25 ms for
+    2 ms of work (bench/gateway_e2e.py --workers 1)."""
+
+    def __init__(self, path: str | None = None) -> None:
         self._cond = threading.Condition()
         self._held = False
         self._urgent = 0
+        self._path = path
+        self._fd: int | None = None
 
     def acquire(self, urgent: bool = False) -> None:
         with self._cond:
@@ -68,11 +78,29 @@ class WriteLock:
                 self._held = True
             finally:
                 self._urgent -= urgent
+        if self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
+            except BaseException:
+                self._release_local()
+                raise
 
     def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._release_local()
+
+    def _release_local(self) -> None:
         with self._cond:
             self._held = False
             self._cond.notify_all()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class StoreUnavailable(Exception):
@@ -135,10 +163,16 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         # SQLite has one writer: serialize our own writes instead of spinning on busy locks
-        self._write_lock = WriteLock() if self.dialect == "sqlite" else None
+        self._write_lock: WriteLock | None = None
+        if self.dialect == "sqlite":
+            database = self.engine.url.database or ""
+            on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+            self._write_lock = WriteLock(database + "-writer" if on_disk else None)
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -149,7 +183,10 @@ class Database:
         SQLite when several wait for its single writer."""
         lock = self._write_lock
         if lock is not None:
-            lock.acquire(urgent)
+            try:
+                lock.acquire(urgent)
+            except OSError as exc:  # the lock file beside the database: no directory, no space
+                raise StoreUnavailable(f"cannot take the write lock: {exc.strerror}") from exc
         try:
             with self.engine.connect() as conn:
                 if lock is not None:  # SQLite: take the write lock at BEGIN (see _sqlite_begin)
@@ -170,28 +207,91 @@ class Database:
         except OperationalError as exc:
             raise StoreUnavailable(str(exc.orig)[:200]) from exc
 
-    def _many(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """``executemany`` through the driver (``?`` placeholders, JSON already dumped):
-        SQLAlchemy's per-row parameter processing cost more than the statements on the
-        callback path (bench/gateway_e2e.py profile)."""
-        if rows:
-            conn.exec_driver_sql(sql.replace("?", "%s") if self.dialect == "postgresql" else sql, list(rows))
+    def _rows(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """One statement through the driver (``?`` placeholders), its rows as tuples: for
+        the hot paths, where building and compiling the statement in SQLAlchemy each time
+        cost more than running it (bench/gateway_e2e.py profile)."""
+        return [tuple(r) for r in conn.exec_driver_sql(self._sql(sql), tuple(params))]
+
+    def _in(self, values: Sequence[Any], sql_type: str = "text") -> tuple[str, list[Any]]:
+        """``column <this>`` for membership in ``values``, and its parameters: one array of
+        the column's type on PostgreSQL (one statement text whatever the count, prepared
+        once by the driver), a ``?`` list on SQLite."""
+        if self.dialect == "postgresql":
+            return f"= ANY(CAST(? AS {sql_type}[]))", [list(values)]
+        return f"IN ({', '.join('?' * len(values))})", list(values)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def _bulk(
+        self,
+        conn: Connection,
+        sqlite: str,
+        postgres: str,
+        rows: Sequence[tuple[Any, ...]],
+        columns: Sequence[tuple[str, str]],
+    ) -> None:
+        """Many rows in one go: the driver's ``executemany`` on SQLite; on PostgreSQL one
+        statement over one array per column, where ``{rows}`` in ``postgres`` becomes
+        ``unnest(...) AS v(<columns>)``. psycopg's ``executemany`` sent a bind and an
+        execute per row, and the server sat idle in the transaction waiting for them
+        (``pg_stat_activity`` during bench/gateway_e2e.py --postgres)."""
+        if not rows:
+            return
+        if self.dialect != "postgresql":
+            conn.exec_driver_sql(sqlite, list(rows))
+            return
+        arrays = ", ".join(f"CAST(%s AS {sql_type}[])" for _, sql_type in columns)
+        names = ", ".join(name for name, _ in columns)
+        sql = self._sql(postgres).replace("{rows}", f"unnest({arrays}) AS v({names})")
+        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
 
     def _add_events(self, conn: Connection, history: Sequence[Mapping[str, Any]]) -> None:
         """Append transitions to ``events`` (keys ``message_id``, ``at``, ``status`` and,
         optionally, ``provider``, ``provider_status``, ``detail``)."""
-        self._many(
+        self._bulk(
             conn,
             "INSERT INTO events (message_id, at, status, provider, provider_status, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (message_id, at, status, provider, provider_status, detail) SELECT * FROM {rows}",
             [
                 (h["message_id"], h["at"], h["status"], h.get("provider"), h.get("provider_status"), h.get("detail"))
                 for h in history
             ],
+            _EVENT_COLUMNS,
         )
 
     def _insert(self, table: Table) -> PgInsert | SqliteInsert:
         """The dialect's INSERT (for ``on_conflict_do_nothing``: several nodes may race)."""
         return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    def refresh_statistics(self, tables: Sequence[str] = ("messages", "inbox", "events")) -> list[str]:
+        """``ANALYZE`` the tables that changed by a fifth (at least 1,000 rows) since their
+        last analysis; returns their names. PostgreSQL only (SQLite plans without them).
+
+        Autovacuum wakes once a minute. Until then a young outbox taking a campaign is
+        planned with the statistics of an empty table: a status index looked cheaper than
+        the primary key, and marking 200 rows read 60,000 dead index entries (37 ms,
+        bench/gateway_e2e.py --postgres with auto_explain)."""
+        if self.dialect != "postgresql":
+            return []
+        with self.read() as conn:
+            stale = [
+                str(name)
+                for name, changed, live in conn.execute(
+                    text(
+                        "SELECT relname, n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+                        "WHERE schemaname = current_schema() AND relname = ANY(:tables)"
+                    ),
+                    {"tables": list(tables)},
+                )
+                if changed > max(1000, live // 5)
+            ]
+        for name in stale:
+            with self.engine.connect() as conn:
+                conn.execute(text(f'ANALYZE "{name}"'))
+                conn.commit()
+        return stale
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -206,40 +306,48 @@ class Database:
 
     # -- notifications, written in the same transaction as the change they announce --
     def _notify(self, conn: Connection, ids: Sequence[int], now: float) -> None:
-        rows = conn.execute(
-            select(
-                messages.c.id,
-                messages.c.status,
-                messages.c.recipient,
-                messages.c.provider,
-                messages.c.provider_status,
-                messages.c.metadata,
-                messages.c.callback_url,
-            ).where(messages.c.id.in_(list(ids)), messages.c.callback_url.is_not(None))
-        ).all()
+        if not ids:
+            return
+        member, params = self._in(ids, "bigint")
+        rows = self._rows(
+            conn,
+            "SELECT id, status, recipient, provider, provider_status, metadata, callback_url FROM messages "
+            f"WHERE id {member} AND callback_url IS NOT NULL",
+            params,
+        )
         if rows:
             conn.execute(
                 notifications.insert(),
                 [
                     {
-                        "message_id": r.id,
-                        "url": r.callback_url,
+                        "message_id": mid,
+                        "url": url,
                         "payload": {
                             "type": "message.status",
-                            "id": r.id,
-                            "status": PUBLIC_STATUS.get(r.status, r.status),
-                            "recipient": r.recipient,
-                            "provider": r.provider,
-                            "provider_status": r.provider_status,
-                            "metadata": r.metadata,
+                            "id": mid,
+                            "status": PUBLIC_STATUS.get(status, status),
+                            "recipient": recipient,
+                            "provider": provider,
+                            "provider_status": provider_status,
+                            "metadata": json.loads(meta) if isinstance(meta, str) else meta,
                             "at": now,
                         },
                         "attempts": 0,
                         "next_attempt_at": now,
                     }
-                    for r in rows
+                    for mid, status, recipient, provider, provider_status, meta, url in rows
                 ],
             )
+
+
+_EVENT_COLUMNS = (
+    ("message_id", "bigint"),
+    ("at", "float8"),
+    ("status", "text"),
+    ("provider", "text"),
+    ("provider_status", "text"),
+    ("detail", "text"),
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

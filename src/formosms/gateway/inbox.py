@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, union
+from sqlalchemy import Connection, select
 
 from formosms.gateway.db import FINAL, Database, rank
 from formosms.gateway.schema import inbox, messages, replies
@@ -34,29 +34,30 @@ class Inbox(Database):
         if not unique:
             return 0
         with self.tx(urgent=True) as conn:  # a provider waits on this for its ack
-            # the ones already stored, then the rest: an INSERT … RETURNING per batch was a
-            # new statement each time; on PostgreSQL a concurrent duplicate is skipped by
-            # ON CONFLICT and its report applied twice, which changes nothing (ranks)
-            known = {
-                str(r[0])
-                for r in conn.execute(
-                    select(inbox.c.event_id).where(inbox.c.event_id.in_(bindparam("ids", expanding=True))),
-                    {"ids": [e.id for e in unique]},
-                )
-            }
+            # the ones already stored, then the rest, applied and stored with the message
+            # they matched; on PostgreSQL a concurrent duplicate is skipped by ON CONFLICT
+            # and its report applied twice, which changes nothing (ranks)
+            member, params = self._in([e.id for e in unique])
+            known = {str(r[0]) for r in self._rows(conn, f"SELECT event_id FROM inbox WHERE event_id {member}", params)}
             fresh = [e for e in unique if e.id not in known]
-            self._many(
-                conn,
-                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                [(e.id, provider, e.kind, now, json.dumps(_payload(e)), False) for e in fresh],
-            )
             reports = [(e.id, e.report) for e in fresh if e.report is not None]
             applied: dict[str, int | None] = dict(self._apply_reports(conn, provider, reports, now))
             for e in fresh:
                 if e.reply is not None:
                     applied[e.id] = self._store_reply(conn, provider, e.id, e.reply, now, notify_url)
-            self._mark_applied(conn, applied)
+            self._bulk(
+                conn,
+                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
+                "SELECT event_id, provider, kind, received_at, CAST(payload AS json), applied, message_id FROM {rows} "
+                "ON CONFLICT (event_id) DO NOTHING",
+                [
+                    (e.id, provider, e.kind, now, json.dumps(_payload(e)), e.id in applied, applied.get(e.id))
+                    for e in fresh
+                ],
+                _INBOX_COLUMNS,
+            )
         return len(fresh)
 
     def apply_pending(self, provider: str, max_age: float = 3600.0) -> int:
@@ -134,11 +135,15 @@ class Inbox(Database):
                     }
                 )
         if updates:
-            self._many(
+            self._bulk(
                 conn,
                 "UPDATE messages SET status = ?, provider_status = ?, updated_at = ?, final_at = ?, "
                 "provider_message_id = ?, batch_id = ? WHERE id = ?",
+                "UPDATE messages AS m SET status = v.status, provider_status = v.provider_status, "
+                "updated_at = v.updated_at, final_at = v.final_at, provider_message_id = v.pmid, batch_id = v.batch "
+                "FROM {rows} WHERE m.id = v.id",
                 list(updates.values()),
+                _REPORT_COLUMNS,
             )
             self._add_events(conn, history)
             self._notify(conn, list(updates), now)
@@ -147,59 +152,55 @@ class Inbox(Database):
     def _candidates(self, conn: Connection, provider: str, reports: Sequence[DeliveryReport]) -> list[dict[str, Any]]:
         """Every message of ``provider`` a report could refer to, locked (PostgreSQL) in id
         order: a send being recorded meanwhile waits instead of overwriting the report."""
-        branches = []
-        params: dict[str, list[str]] = {}
+        branches: list[str] = []
+        params: list[Any] = []
         # each key with the recipients it was named with: a list provider's batch id (also
         # EVERY8D's message id) covers up to 1,000 rows, and a callback is about one of them
         named_by = (
-            ("pmid", messages.c.provider_message_id, [(r.message_id, r.recipient) for r in reports if r.message_id]),
-            ("batch", messages.c.batch_id, [(r.batch_id, r.recipient) for r in reports if r.batch_id]),
-            ("record", messages.c.record_no, [(r.record_no, r.recipient) for r in reports if r.record_no]),
+            ("provider_message_id", [(r.message_id, r.recipient) for r in reports if r.message_id]),
+            ("batch_id", [(r.batch_id, r.recipient) for r in reports if r.batch_id]),
+            ("record_no", [(r.record_no, r.recipient) for r in reports if r.record_no]),
         )
-        for name, column, values in named_by:
-            named = {key for key, recipient in values if recipient}
-            bare = {key for key, recipient in values if not recipient} if name == "pmid" else set()
-            if named:  # expanding parameters: one compiled statement whatever the batch size
-                params[name] = sorted(named)
-                params[name + "_to"] = sorted({recipient for _, recipient in values if recipient})
-                condition = and_(
-                    column.in_(bindparam(name, expanding=True)),
-                    messages.c.recipient.in_(bindparam(name + "_to", expanding=True)),
-                )
-                # ix_messages_record does not lead with the provider: checked on the rows
-                # found (in SQL the planner may join a scan of every row of the provider)
-                where = [condition] if name == "record" else [messages.c.provider == provider, condition]
-                branches.append(select(messages.c.id).where(*where))
+        for column, values in named_by:
+            named = sorted({key for key, recipient in values if recipient})
+            bare = sorted({key for key, recipient in values if not recipient and column == "provider_message_id"})
+            if named:
+                keys, key_params = self._in(named)
+                to, to_params = self._in(sorted({recipient for _, recipient in values if recipient}))
+                # the record and batch indexes do not lead with the provider: checked on
+                # the rows found (in SQL the planner may join a scan of the provider's rows)
+                if column in ("record_no", "batch_id"):
+                    branches.append(f"SELECT id FROM messages WHERE {column} {keys} AND recipient {to}")
+                    params += [*key_params, *to_params]
+                else:
+                    where = f"provider = ? AND {column} {keys} AND recipient {to}"
+                    branches.append(f"SELECT id FROM messages WHERE {where}")
+                    params += [provider, *key_params, *to_params]
             if bare:
-                params[name + "_bare"] = sorted(bare)
-                condition = column.in_(bindparam(name + "_bare", expanding=True))
-                branches.append(select(messages.c.id).where(messages.c.provider == provider, condition))
+                keys, key_params = self._in(bare)
+                branches.append(f"SELECT id FROM messages WHERE provider = ? AND {column} {keys}")
+                params += [provider, *key_params]
         if not branches:
             return []
         # a UNION of one index lookup per key: with the keys OR-ed in one WHERE, PostgreSQL
         # scanned every row of the provider (40 ms at 100,000 rows, growing with the table)
-        query = (
-            select(
-                messages.c.id,
-                messages.c.status,
-                messages.c.recipient,
-                messages.c.provider_message_id,
-                messages.c.batch_id,
-                messages.c.record_no,
-                messages.c.provider,
-            )
-            .where(messages.c.id.in_(union(*branches).scalar_subquery()))
-            .order_by(messages.c.id)
-            .with_for_update()
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        rows = self._rows(
+            conn,
+            "SELECT id, status, recipient, provider_message_id, batch_id, record_no, provider FROM messages "
+            f"WHERE id IN ({' UNION '.join(branches)}) ORDER BY id{lock}",
+            params,
         )
-        rows = conn.execute(query, params).mappings()
-        return [dict(r) for r in rows if r["provider"] == provider]  # see the record branch
+        return [dict(zip(_CANDIDATE, row, strict=True)) for row in rows if row[6] == provider]  # the record branch
 
     def _mark_applied(self, conn: Connection, applied: Mapping[str, int | None]) -> None:
-        self._many(
+        self._bulk(
             conn,
             "UPDATE inbox SET applied = ?, message_id = ? WHERE event_id = ?",
+            "UPDATE inbox AS i SET applied = v.applied, message_id = v.message_id FROM {rows} "
+            "WHERE i.event_id = v.event_id",
             [(True, m, e) for e, m in applied.items() if m is not None],
+            (("applied", "boolean"), ("message_id", "bigint"), ("event_id", "text")),
         )
 
     def _store_reply(
@@ -256,6 +257,27 @@ class Inbox(Database):
                 )
             )
         return message_id if message_id is not None else -1
+
+
+_INBOX_COLUMNS = (
+    ("event_id", "text"),
+    ("provider", "text"),
+    ("kind", "text"),
+    ("received_at", "float8"),
+    ("payload", "text"),
+    ("applied", "boolean"),
+    ("message_id", "bigint"),
+)
+_REPORT_COLUMNS = (
+    ("status", "text"),
+    ("provider_status", "text"),
+    ("updated_at", "float8"),
+    ("final_at", "float8"),
+    ("pmid", "text"),
+    ("batch", "text"),
+    ("id", "bigint"),
+)
+_CANDIDATE = ("id", "status", "recipient", "provider_message_id", "batch_id", "record_no", "provider")
 
 
 class _Matches:

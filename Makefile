@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.gateway_e2e --seconds 60 --workers 1
 	-$(BIN)/python -m bench.gateway_e2e --seconds 60 --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.store_ops
+	-$(BIN)/python -m bench.store_ops --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench
 	$(BIN)/python -m bench.report
 
 soak: $(STAMP)

@@ -28,6 +28,11 @@ async def slow(request: Request) -> Response:
     return PlainTextResponse("late")
 
 
+async def peer(request: Request) -> Response:
+    assert request.client is not None
+    return PlainTextResponse(str(request.client.port))
+
+
 async def status(request: Request) -> Response:
     return PlainTextResponse("x", status_code=int(request.path_params["code"]))
 
@@ -39,6 +44,7 @@ def server() -> Iterator[ServerThread]:
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/slow", slow),
             Route("/s/{code}", status),
+            Route("/peer", peer),
         ]
     )
     with ServerThread(app) as running:
@@ -129,6 +135,35 @@ def test_async_runs_a_batch_concurrently(server: ServerThread) -> None:
         return loop.time() - started
 
     assert asyncio.run(go()) < 5 * 2  # five 2-second answers overlapped
+
+
+def test_idle_connections_are_not_reused_after_the_keepalive(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection idle longer than ``KEEPALIVE_SECONDS`` is dropped, not reused: a server
+    closing it at that moment would reset a request that already left (outcome unknown)."""
+    import formosms.transport
+
+    monkeypatch.setattr(formosms.transport, "KEEPALIVE_SECONDS", 0.3)
+
+    async def go() -> list[str]:
+        driver = AsyncDriver("test", 5, concurrency=1)
+        ports = []
+        for pause in (0.0, 0.05, 1.0):
+            await asyncio.sleep(pause)
+            (response,) = await driver.run(batch_of_one())
+            assert isinstance(response, HttpResponse)
+            ports.append(response.text)
+        await driver.close()
+        return ports
+
+    def batch_of_one():  # type: ignore[no-untyped-def]
+        outcomes = yield [request(server.url + "/peer")]
+        return outcomes
+
+    first, soon_after, after_idle = asyncio.run(go())
+    assert soon_after == first  # kept alive while busy
+    assert after_idle != first  # a fresh connection after idling past the limit
 
 
 def test_decode_body_falls_back_to_big5() -> None:

@@ -38,6 +38,12 @@ from formosms.redact import redact
 log = logging.getLogger("formosms.http")
 T = TypeVar("T")
 
+#: idle connections are dropped after this: many servers close theirs after 5 s (uvicorn,
+#: Node, gunicorn), and a request sent on a connection the server is closing at that
+#: moment is reset after it left, so its outcome is unknown (200 messages in a 30 s
+#: gateway run with aiohttp's default of 15 s, bench/gateway_e2e.py --postgres)
+KEEPALIVE_SECONDS = 4.0
+
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
@@ -227,7 +233,9 @@ class AsyncDriver:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, 10)),
                 auto_decompress=True,
             )

@@ -146,7 +146,8 @@ class Inbox(Database):
                 _REPORT_COLUMNS,
             )
             self._add_events(conn, history)
-            self._notify(conn, list(updates), now)
+            # only rows with a callback_url have someone to tell (a read saved per batch)
+            self._notify(conn, [i for i in updates if found.notify(i)], now)
         return matched
 
     def _candidates(self, conn: Connection, provider: str, reports: Sequence[DeliveryReport]) -> list[dict[str, Any]]:
@@ -187,7 +188,8 @@ class Inbox(Database):
         lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
         rows = self._rows(
             conn,
-            "SELECT id, status, recipient, provider_message_id, batch_id, record_no, provider FROM messages "
+            "SELECT id, status, recipient, provider_message_id, batch_id, record_no, provider, "
+            "callback_url IS NOT NULL FROM messages "
             f"WHERE id IN ({' UNION '.join(branches)}) ORDER BY id{lock}",
             params,
         )
@@ -277,7 +279,7 @@ _REPORT_COLUMNS = (
     ("batch", "text"),
     ("id", "bigint"),
 )
-_CANDIDATE = ("id", "status", "recipient", "provider_message_id", "batch_id", "record_no", "provider")
+_CANDIDATE = ("id", "status", "recipient", "provider_message_id", "batch_id", "record_no", "provider", "notify")
 
 
 class _Matches:
@@ -286,6 +288,7 @@ class _Matches:
     record number (EVERY8D's MR) and recipient, tried in that order."""
 
     def __init__(self, rows: list[dict[str, Any]]):
+        self._notify = {int(row["id"]) for row in rows if row.get("notify")}
         self.by_pmid: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.by_pmid_recipient: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self.by_batch: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -304,6 +307,10 @@ class _Matches:
     def add_pmid(self, row: dict[str, Any], pmid: str) -> None:
         self.by_pmid[pmid].append(row)
         self.by_pmid_recipient[(pmid, row["recipient"])].append(row)
+
+    def notify(self, message_id: int) -> bool:
+        """Whether the message has a ``callback_url`` to tell of its changes."""
+        return message_id in self._notify
 
     def match(self, report: DeliveryReport) -> list[dict[str, Any]]:
         recipient = report.recipient

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, select, update
 
 from formosms.gateway.db import FINAL, Database, NewMessage, Outcome
 from formosms.gateway.schema import events, idempotency, messages
@@ -230,11 +230,14 @@ class Outbox(Database):
             member, params = self._in([o.id for o in outcomes], "bigint")
             lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
             current = {
-                int(i): (str(status), _json(tried, list), error)
+                int(i): (str(status), _json(tried, list), error, bool(notify))
                 # locked (PostgreSQL): a callback committing between this read and the
                 # update below would otherwise be overwritten by the older "submitted"
-                for i, status, tried, error in self._rows(
-                    conn, f"SELECT id, status, tried, error FROM messages WHERE id {member} ORDER BY id{lock}", params
+                for i, status, tried, error, notify in self._rows(
+                    conn,
+                    "SELECT id, status, tried, error, callback_url IS NOT NULL FROM messages "
+                    f"WHERE id {member} ORDER BY id{lock}",
+                    params,
                 )
             }
             changes = []
@@ -242,7 +245,7 @@ class Outbox(Database):
             for o in outcomes:
                 if o.id not in current:
                     continue
-                status, tried, error = current[o.id]
+                status, tried, error, _has_callback = current[o.id]
                 in_flight = status in ("claimed", "sending")
                 new_status = o.status if in_flight else status
                 changes.append(
@@ -280,7 +283,8 @@ class Outbox(Database):
                 conn.exec_driver_sql(_RECORD_SQLITE, [_record_params(c, now) for c in changes])
             if history:
                 self._add_events(conn, history)
-                self._notify(conn, [int(str(h["message_id"])) for h in history], now)
+                told = [int(str(h["message_id"])) for h in history]
+                self._notify(conn, [i for i in told if current[i][3]], now)
 
     def recover(self, stale_after: float = 60.0, now: float | None = None) -> tuple[int, int]:
         """After a crash: ``claimed`` rows go back to the queue (never left); ``sending``
@@ -423,26 +427,24 @@ def _record_params(c: dict[str, Any], now: float) -> tuple[Any, ...]:
     )
 
 
-_ENQUEUE_PG = text(
-    """
+_ENQUEUE_PG = """
     INSERT INTO messages (submission, recipient, text, status, requested_provider, tried, next_attempt_at,
         schedule_at, validity, options, metadata, callback_url, at_least_once, attempts, created_at, updated_at)
-    SELECT u.submission, u.recipient, u.text, u.status, u.requested, '[]', :now, u.schedule_at, u.validity,
-        CAST(u.options AS json), CAST(u.metadata AS json), u.callback_url, u.at_least_once, 0, :now, :now
+    SELECT u.submission, u.recipient, u.text, u.status, u.requested, '[]', %(now)s, u.schedule_at, u.validity,
+        CAST(u.options AS json), CAST(u.metadata AS json), u.callback_url, u.at_least_once, 0, %(now)s, %(now)s
     FROM unnest(
-        CAST(:submission AS text[]), CAST(:recipient AS text[]), CAST(:text AS text[]), CAST(:status AS text[]),
-        CAST(:requested AS text[]),
-        CAST(:schedule_at AS float8[]), CAST(:validity AS integer[]), CAST(:options AS text[]),
-        CAST(:metadata AS text[]), CAST(:callback_url AS text[]), CAST(:at_least_once AS boolean[])
+        CAST(%(submission)b AS text[]), CAST(%(recipient)b AS text[]), CAST(%(text)b AS text[]),
+        CAST(%(status)b AS text[]), CAST(%(requested)b AS text[]),
+        CAST(%(schedule_at)b AS float8[]), CAST(%(validity)b AS integer[]), CAST(%(options)b AS text[]),
+        CAST(%(metadata)b AS text[]), CAST(%(callback_url)b AS text[]), CAST(%(at_least_once)b AS boolean[])
     ) WITH ORDINALITY AS u(submission, recipient, text, status, requested, schedule_at, validity, options, metadata,
         callback_url, at_least_once, n)
     ORDER BY u.n
     RETURNING id
     """
-)
-_EVENTS_PG = text(
+_EVENTS_PG = (
     "INSERT INTO events (message_id, at, status) "
-    "SELECT u.id, :now, u.status FROM unnest(CAST(:ids AS bigint[]), CAST(:status AS text[])) AS u(id, status)"
+    "SELECT u.id, %(now)s, u.status FROM unnest(CAST(%(ids)b AS bigint[]), CAST(%(status)b AS text[])) AS u(id, status)"
 )
 
 
@@ -465,16 +467,15 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float) -
         "callback_url": column["callback_url"],
         "at_least_once": column["at_least_once"],
     }
-    ids = sorted(int(r[0]) for r in conn.execute(_ENQUEUE_PG, params))
-    conn.execute(_EVENTS_PG, {"now": now, "ids": ids, "status": column["status"]})
+    ids = sorted(int(r[0]) for r in conn.exec_driver_sql(_ENQUEUE_PG, params))
+    conn.exec_driver_sql(_EVENTS_PG, {"now": now, "ids": ids, "status": column["status"]})
     return ids
 
 
 #: one statement text for every batch (arrays as parameters): PostgreSQL and SQLAlchemy
 #: parse and plan it once, where a ``VALUES`` list was compiled anew per batch and took
 #: half the worker's time (bench/gateway_e2e.py --postgres profile)
-_RECORD_PG = text(
-    """
+_RECORD_PG = """
     UPDATE messages AS m SET
         status = v.status,
         provider = coalesce(v.provider, m.provider),
@@ -486,16 +487,15 @@ _RECORD_PG = text(
         cost = coalesce(v.cost, m.cost),
         next_attempt_at = v.next,
         final_at = coalesce(v.final, m.final_at),
-        tried = v.tried::json,
-        updated_at = :now
+        tried = CAST(v.tried AS json),
+        updated_at = %(now)s
     FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:status AS text[]), CAST(:provider AS text[]), CAST(:pmid AS text[]),
-        CAST(:batch AS text[]), CAST(:record AS text[]), CAST(:pstatus AS text[]), CAST(:error AS text[]),
-        CAST(:cost AS numeric[]), CAST(:next AS float8[]), CAST(:final AS float8[]), CAST(:tried AS text[])
+        CAST(%(ids)b AS bigint[]), CAST(%(status)b AS text[]), CAST(%(provider)b AS text[]), CAST(%(pmid)b AS text[]),
+        CAST(%(batch)b AS text[]), CAST(%(record)b AS text[]), CAST(%(pstatus)b AS text[]), CAST(%(error)b AS text[]),
+        CAST(%(cost)b AS numeric[]), CAST(%(next)b AS float8[]), CAST(%(final)b AS float8[]), CAST(%(tried)b AS text[])
     ) AS v(id, status, provider, pmid, batch, record, pstatus, error, cost, next, final, tried)
     WHERE m.id = v.id
     """
-)
 
 
 def _update_postgres(conn: Connection, changes: list[dict[str, Any]], now: float) -> None:
@@ -505,7 +505,7 @@ def _update_postgres(conn: Connection, changes: list[dict[str, Any]], now: float
     params["ids"] = params.pop("id")
     params["tried"] = [_dumps(t or []) for t in params["tried"]]
     params["now"] = now
-    conn.execute(_RECORD_PG, params)
+    conn.exec_driver_sql(_RECORD_PG, params)
 
 
 _CHANGE_KEYS = (

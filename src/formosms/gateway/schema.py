@@ -22,7 +22,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -99,7 +98,10 @@ events = Table(
     "events",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("message_id", ID, ForeignKey("messages.id"), nullable=False),
+    # no foreign key (v5): events are written only by the transaction that changed their
+    # message; on PostgreSQL the per-row check was a third of the insert and took a KEY
+    # SHARE lock on the message row that record()'s FOR UPDATE then waited for
+    Column("message_id", ID, nullable=False),
     Column("at", Float, nullable=False),
     Column("status", String(16), nullable=False),
     Column("provider", String(40)),
@@ -216,7 +218,16 @@ def _v4(conn: Connection) -> None:
     ix_messages_batch.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: Connection) -> None:
+    # v5: events without a foreign key to messages (see the table). SQLite cannot drop a
+    # constraint in place, and its check is an index lookup: kept there on older files.
+    if conn.dialect.name == "postgresql":
+        for key in inspect(conn).get_foreign_keys("events"):
+            if key.get("name"):
+                conn.execute(text(f'ALTER TABLE events DROP CONSTRAINT IF EXISTS "{key["name"]}"'))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 LATEST = len(MIGRATIONS)
 
 

@@ -170,12 +170,41 @@ def test_schedule_at(api: Api) -> None:
 def test_bad_input_is_422_naming_the_field_and_nothing_written(
     api: Api, body: dict[str, Any], where: list[Any]
 ) -> None:
+    assert api.get("/v1/messages").status_code == 200  # a known key: the fast path tries first
     got = loc(api.post(body))
     assert got[: len(where)] == where
     assert api.count() == 0
 
 
+def test_a_known_key_takes_the_fast_path_with_the_routes_answers(api: Api) -> None:
+    """Plain submissions with a known key skip FastAPI (``_FastSubmit``); every other case,
+    and every error, is still the route's answer."""
+    fast = api.client.app.fast_submit  # type: ignore[attr-defined]
+    answered: list[Any] = []
+    accept = fast.accept
+
+    async def counting(body: Any, items: Any) -> Any:
+        answered.append(body)
+        return await accept(body, items)
+
+    fast.accept = counting
+    first = api.post({"to": "0912345601", "text": "hi"})  # the key is not known yet: the route
+    assert first.status_code == 202 and answered == []
+    second = api.post({"to": ["0912345602", "0912345603"], "text": "hi", "metadata": {"o": "2"}})
+    assert second.status_code == 202 and len(answered) == 1
+    assert second.json()["messages"][1] == {"id": second.json()["messages"][0]["id"] + 1, "to": "+886912345603",
+                                            "status": "queued"}  # fmt: skip
+    assert api.store.get(second.json()["messages"][0]["id"])["metadata"] == {"o": "2"}  # type: ignore[index]
+    assert loc(api.post({"to": "0912345601", "text": ""}))[:2] == ["body", "text"]  # 422 from the route
+    assert api.post({"to": "0912345601", "text": "hi"}, **{"Idempotency-Key": "k1"}).status_code == 202
+    bad_key = api.client.post("/v1/messages", json={"to": "0912345601", "text": "hi"},
+                              headers={"Authorization": "Bearer nope"})  # fmt: skip
+    assert bad_key.status_code == 401
+    assert len(answered) == 1 and api.count() == 4
+
+
 def test_unreadable_json_is_422(api: Api) -> None:
+    assert api.get("/v1/messages").status_code == 200  # a known key: the fast path tries first
     response = api.client.post(
         "/v1/messages", content=b"{not json", headers={**api.headers, "Content-Type": "application/json"}
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from formosms.cli.common import app, console, fail, table
+from formosms.cli.common import app, console, fail, settle_heap, table
 from formosms.errors import FormosmsError
 
 IN_FLIGHT = 3
@@ -56,6 +56,7 @@ def serve(
     if not gateway.router.providers:
         console.print("[yellow]no provider: add one to formosms.toml or FORMOSMS_PROVIDERS_<NAME>_DSN[/yellow]")
     application = create_app(settings, gateway.store, gateway.router, with_workers=workers)
+    settle_heap()
     uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning", access_log=False)
 
 
@@ -73,6 +74,7 @@ def worker(config: Config = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         runner = Worker(gateway.settings, gateway.store, gateway.router)
         console.print(f"{runner.id} working on {gateway.store!r}")
+        settle_heap()
         await runner.run(stop)
 
     asyncio.run(main())

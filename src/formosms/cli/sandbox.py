@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from formosms.cli.common import app, console, fail, table
+from formosms.cli.common import app, console, fail, settle_heap, table
 from formosms.model import WebhookResult
 from formosms.webhooks.events import WebhookEvent
 
@@ -65,6 +65,7 @@ def sandbox(
         [(name, box.dsn(name, base)) for name in box.emulators],
     )
     console.print(f"inspection: {base}/_sandbox  ·  {base}/_sandbox/<provider>/messages")
+    settle_heap()
     uvicorn.run(box.app, host=host, port=port, log_level="warning", access_log=False)
 
 

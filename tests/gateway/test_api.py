@@ -270,6 +270,7 @@ def test_idempotency_key_released_when_the_write_fails(api: Api, monkeypatch: py
 
     with monkeypatch.context() as patch:
         patch.setattr(api.store, "enqueue_many", broken)
+        patch.setattr(api.store, "write_urgent", broken)  # SQLite: with the callbacks waiting
         assert api.post(body, **{"Idempotency-Key": "k"}).status_code == 503
     assert api.post(body, **{"Idempotency-Key": "k"}).status_code == 202  # not stuck in flight
 
@@ -463,6 +464,7 @@ def test_storage_unavailable_is_503(api: Api, monkeypatch: pytest.MonkeyPatch) -
         raise StoreUnavailable("server closed the connection")
 
     monkeypatch.setattr(api.store, "enqueue_many", broken)
+    monkeypatch.setattr(api.store, "write_urgent", broken)  # SQLite: with the callbacks waiting
     monkeypatch.setattr(api.store, "version", broken)
     response = api.post({"to": "0912345601", "text": "hi"})
     assert response.status_code == 503 and "nothing was accepted" in response.text

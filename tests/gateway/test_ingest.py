@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from formosms.gateway.ingest import IngestBatcher
-from formosms.gateway.store import Store, StoreUnavailable
+from formosms.gateway.store import NewMessage, Store, StoreUnavailable, Submission
 from formosms.model import DeliveryReport, Status, WebhookResult
 from formosms.webhooks.events import events_of
 
@@ -34,6 +34,30 @@ async def test_concurrent_callbacks_share_one_commit(sqlite_store: Store) -> Non
     await batcher.close()
     assert sum(commits) == 20
     assert len(commits) < 20  # batched: fewer commits than callbacks
+
+
+async def test_submissions_and_callbacks_share_one_transaction(sqlite_store: Store) -> None:
+    """SQLite's single writer: a submission rides with the callbacks waiting, one commit."""
+    calls: list[tuple[int, int]] = []
+    write = sqlite_store.write_urgent
+
+    def counting(submissions: Any, callbacks: Any, notify_url: str | None = None) -> list[list[int]]:
+        calls.append((len(submissions), len(callbacks)))
+        return write(submissions, callbacks, notify_url)
+
+    sqlite_store.write_urgent = counting  # type: ignore[method-assign]
+    batcher = IngestBatcher(sqlite_store)
+    first = Submission([NewMessage("+886912345601", "a"), NewMessage("+886912345602", "a")])
+    second = Submission([NewMessage("+886912345603", "b")])
+    callback = _result(1)
+    ids_a, stored, ids_b = await asyncio.gather(
+        batcher.submit(first), batcher.handle(callback, events_of(callback)), batcher.submit(second)
+    )
+    await batcher.close()
+    assert calls == [(2, 1)]  # one transaction for all three
+    assert len(ids_a) == 2 and len(ids_b) == 1 and ids_b[0] == ids_a[1] + 1 and stored is None
+    assert sqlite_store.ingest("tw", events_of(callback)) == 0  # the callback was stored with them
+    assert [sqlite_store.get(i)["text"] for i in ids_a + ids_b] == ["a", "a", "b"]  # type: ignore[index]
 
 
 async def test_a_refused_callback_is_noted_once_the_database_is_back(sqlite_store: Store) -> None:

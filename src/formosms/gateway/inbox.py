@@ -29,35 +29,38 @@ class Inbox(Database):
         is set-based: one insert for the inbox rows, one read of the messages they refer to,
         one update per kind of write, whatever the batch size.
         """
-        now = time.time()
         unique = list({event.id: event for event in batch}.values())
         if not unique:
             return 0
         with self.tx(urgent=True) as conn:  # a provider waits on this for its ack
-            # the ones already stored, then the rest, applied and stored with the message
-            # they matched; on PostgreSQL a concurrent duplicate is skipped by ON CONFLICT
-            # and its report applied twice, which changes nothing (ranks)
-            member, params = self._in([e.id for e in unique])
-            known = {str(r[0]) for r in self._rows(conn, f"SELECT event_id FROM inbox WHERE event_id {member}", params)}
-            fresh = [e for e in unique if e.id not in known]
-            reports = [(e.id, e.report) for e in fresh if e.report is not None]
-            applied: dict[str, int | None] = dict(self._apply_reports(conn, provider, reports, now))
-            for e in fresh:
-                if e.reply is not None:
-                    applied[e.id] = self._store_reply(conn, provider, e.id, e.reply, now, notify_url)
-            self._bulk(
-                conn,
-                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
-                "SELECT event_id, provider, kind, received_at, CAST(payload AS json), applied, message_id FROM {rows} "
-                "ON CONFLICT (event_id) DO NOTHING",
-                [
-                    (e.id, provider, e.kind, now, json.dumps(_payload(e)), e.id in applied, applied.get(e.id))
-                    for e in fresh
-                ],
-                _INBOX_COLUMNS,
-            )
+            return self._ingest_in(conn, provider, unique, notify_url)
+
+    def _ingest_in(
+        self, conn: Connection, provider: str, unique: Sequence[WebhookEvent], notify_url: str | None
+    ) -> int:
+        """``ingest``'s work inside the caller's transaction (events unique by id)."""
+        now = time.time()
+        # the ones already stored, then the rest, applied and stored with the message
+        # they matched; on PostgreSQL a concurrent duplicate is skipped by ON CONFLICT
+        # and its report applied twice, which changes nothing (ranks)
+        member, params = self._in([e.id for e in unique])
+        known = {str(r[0]) for r in self._rows(conn, f"SELECT event_id FROM inbox WHERE event_id {member}", params)}
+        fresh = [e for e in unique if e.id not in known]
+        reports = [(e.id, e.report) for e in fresh if e.report is not None]
+        applied: dict[str, int | None] = dict(self._apply_reports(conn, provider, reports, now))
+        for e in fresh:
+            if e.reply is not None:
+                applied[e.id] = self._store_reply(conn, provider, e.id, e.reply, now, notify_url)
+        self._bulk(
+            conn,
+            "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO inbox (event_id, provider, kind, received_at, payload, applied, message_id) "
+            "SELECT event_id, provider, kind, received_at, CAST(payload AS json), applied, message_id FROM {rows} "
+            "ON CONFLICT (event_id) DO NOTHING",
+            [(e.id, provider, e.kind, now, json.dumps(_payload(e)), e.id in applied, applied.get(e.id)) for e in fresh],
+            _INBOX_COLUMNS,
+        )
         return len(fresh)
 
     def apply_pending(self, provider: str, max_age: float = 3600.0) -> int:

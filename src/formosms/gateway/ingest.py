@@ -16,20 +16,30 @@ import time
 from collections import defaultdict
 
 from formosms.gateway.group import GroupCommit
-from formosms.gateway.store import Store
+from formosms.gateway.store import Store, Submission
 from formosms.model import WebhookResult
 from formosms.webhooks.events import WebhookEvent
 
 MAX_BATCH = 500
+_Write = Submission | tuple[str, list[WebhookEvent]]
+
+
+def _weight(item: _Write) -> int:
+    return len(item.items) if isinstance(item, Submission) else len(item[1])
+
+
 log = logging.getLogger("formosms.gateway")
 
 
 class IngestBatcher:
+    """Callbacks in, committed in batches; on SQLite also the API's submissions (``submit``),
+    so both share one turn of the single writer."""
+
     def __init__(self, store: Store, notify_url: str | None = None):
         self.store = store
         self.notify_url = notify_url
-        self._group: GroupCommit[tuple[str, list[WebhookEvent]], None] = GroupCommit(
-            self._commit, limit=MAX_BATCH, weight=lambda item: len(item[1]), on_error=self._refusal
+        self._group: GroupCommit[_Write, list[int] | None] = GroupCommit(
+            self._commit, limit=MAX_BATCH, weight=_weight, on_error=self._refusal
         )
         self._refused: set[str] = set()
         self._noting: asyncio.Task[None] | None = None
@@ -39,16 +49,27 @@ class IngestBatcher:
         if events:
             await self._group((result.provider, events))
 
-    def _commit(self, batch: list[tuple[str, list[WebhookEvent]]]) -> list[None]:
-        by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
-        for provider, events in batch:
-            by_provider[provider].extend(events)
-        for provider, events in by_provider.items():
-            self.store.ingest(provider, events, self.notify_url)
-        return [None] * len(batch)
+    async def submit(self, submission: Submission) -> list[int]:
+        """Store a submission in the next commit, with the callbacks waiting; its ids."""
+        ids = await self._group(submission)
+        assert ids is not None
+        return ids
 
-    def _refusal(self, batch: list[tuple[str, list[WebhookEvent]]], exc: Exception) -> None:
-        self._refused.update(provider for provider, _ in batch)
+    def _commit(self, batch: list[_Write]) -> list[list[int] | None]:
+        submissions = [item for item in batch if isinstance(item, Submission)]
+        callbacks = [item for item in batch if not isinstance(item, Submission)]
+        if not submissions:  # callbacks of two providers: a transaction each, as before
+            by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
+            for provider, events in callbacks:
+                by_provider[provider].extend(events)
+            for provider, events in by_provider.items():
+                self.store.ingest(provider, events, self.notify_url)
+            return [None] * len(batch)
+        ids = iter(self.store.write_urgent(submissions, callbacks, self.notify_url))
+        return [next(ids) if isinstance(item, Submission) else None for item in batch]
+
+    def _refusal(self, batch: list[_Write], exc: Exception) -> None:
+        self._refused.update(item[0] for item in batch if not isinstance(item, Submission))
         if self._noting is None or self._noting.done():
             self._noting = asyncio.get_running_loop().create_task(self._note_refusals())
 

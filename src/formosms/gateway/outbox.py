@@ -68,31 +68,48 @@ class Outbox(Database):
     def enqueue_many(self, submissions: Sequence[Submission]) -> list[list[int]]:
         """Several submissions in one transaction (the API's group commit): all or none.
         Returns each submission's row ids."""
+        prepared = self._prepare_submissions(submissions)
+        if not prepared[0]:
+            return [[] for _ in submissions]
+        with self.tx(urgent=True) as conn:
+            return self._enqueue_in(conn, submissions, prepared)
+
+    def _prepare_submissions(
+        self, submissions: Sequence[Submission]
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], float]:
+        """The rows, and on SQLite their parameters, built before the write lock is taken."""
         now = time.time()
         rows: list[dict[str, Any]] = []
         for sub in submissions:
             token = secrets.token_hex(8)
             rows += [_row(m, token, now) for m in sub.items]
+        return rows, _sqlite_values(rows) if self.dialect == "sqlite" and rows else [], now
+
+    def _enqueue_in(
+        self,
+        conn: Connection,
+        submissions: Sequence[Submission],
+        prepared: tuple[list[dict[str, Any]], list[tuple[Any, ...]], float],
+    ) -> list[list[int]]:
+        rows, values, now = prepared
         if not rows:
             return [[] for _ in submissions]
-        values = _sqlite_values(rows) if self.dialect == "sqlite" else []  # built before taking the lock
-        with self.tx(urgent=True) as conn:
-            ids = _insert_sqlite(conn, rows, values) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
-            out, start = [], 0
-            for sub in submissions:
-                mine = ids[start : start + len(sub.items)]
-                start += len(sub.items)
-                out.append(mine)
-                if sub.idempotency_key is not None:
-                    body = sub.response(mine) if callable(sub.response) else sub.response
-                    conn.execute(
-                        update(idempotency)
-                        .where(
-                            idempotency.c.api_key_id == sub.idempotency_key[0],
-                            idempotency.c.key == sub.idempotency_key[1],
-                        )
-                        .values(response=body, status_code=202)
+        ids = _insert_sqlite(conn, rows, values) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
+        out, start = [], 0
+        for sub in submissions:
+            mine = ids[start : start + len(sub.items)]
+            start += len(sub.items)
+            out.append(mine)
+            if sub.idempotency_key is not None:
+                body = sub.response(mine) if callable(sub.response) else sub.response
+                conn.execute(
+                    update(idempotency)
+                    .where(
+                        idempotency.c.api_key_id == sub.idempotency_key[0],
+                        idempotency.c.key == sub.idempotency_key[1],
                     )
+                    .values(response=body, status_code=202)
+                )
         return out
 
     def get(self, message_id: int) -> dict[str, Any] | None:

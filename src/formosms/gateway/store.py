@@ -9,14 +9,36 @@ notifications).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from formosms.gateway.db import FINAL, NewMessage, Outcome, StoreUnavailable, rank
 from formosms.gateway.inbox import Inbox
 from formosms.gateway.notices import Accounts
 from formosms.gateway.outbox import Outbox, Submission
+from formosms.webhooks.events import WebhookEvent
 
 
 class Store(Outbox, Inbox, Accounts):
     """The gateway's database: see the module docstring."""
+
+    def write_urgent(
+        self,
+        submissions: Sequence[Submission],
+        callbacks: Sequence[tuple[str, Sequence[WebhookEvent]]],
+        notify_url: str | None = None,
+    ) -> list[list[int]]:
+        """Submissions and callback batches (provider, events) in one transaction: one turn
+        of SQLite's single writer and one fsync for both, where they took turns with each
+        other and with the workers (the API's group commit). Returns each submission's ids."""
+        prepared = self._prepare_submissions(submissions)
+        by_provider: dict[str, dict[str, WebhookEvent]] = {}
+        for provider, events in callbacks:
+            by_provider.setdefault(provider, {}).update((e.id, e) for e in events)
+        with self.tx(urgent=True) as conn:
+            ids = self._enqueue_in(conn, submissions, prepared)
+            for provider, unique in by_provider.items():
+                self._ingest_in(conn, provider, list(unique.values()), notify_url)
+        return ids
 
 
 __all__ = ["FINAL", "NewMessage", "Outcome", "Store", "StoreUnavailable", "Submission", "rank"]

@@ -826,3 +826,23 @@ def test_notification_rows_survive_a_failed_transaction(store: Store) -> None:
         raise RuntimeError("rolled back")
     with store.read() as conn:
         assert conn.execute(select(notifications)).all() == []
+
+
+def test_idle_periodic_jobs_do_not_take_the_writer(make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Release, late reports and notifications run several times a second: with nothing to
+    do they only read, and leave the single writer to the callbacks and submissions."""
+    store = make_store()
+    store.enqueue([msg(1, schedule_at=time.time() + 3600)])  # scheduled, not yet due
+    writes: list[str] = []
+    tx = store.tx
+
+    def counting(**kwargs: Any) -> Any:
+        writes.append("tx")
+        return tx(**kwargs)
+
+    monkeypatch.setattr(store, "tx", counting)
+    assert store.release_scheduled() == 0
+    assert store.apply_pending("tw") == 0
+    assert store.due_notifications() == []
+    assert writes == []
+    assert store.release_scheduled(now=time.time() + 7200) == 1 and writes == ["tx"]  # due: it writes

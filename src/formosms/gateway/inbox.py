@@ -71,6 +71,11 @@ class Inbox(Database):
         every worker retries these twice a second.
         """
         now = time.time()
+        if not self._exists(
+            "SELECT 1 FROM inbox WHERE provider = ? AND applied = ? AND kind = 'report' AND received_at > ?",
+            [provider, False, now - max_age],
+        ):
+            return 0
         with self.tx() as conn:
             pending = conn.execute(
                 select(inbox.c.event_id, inbox.c.payload)

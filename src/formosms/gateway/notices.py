@@ -138,6 +138,8 @@ class Accounts(Database):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if not self._exists("SELECT 1 FROM notifications WHERE delivered_at IS NULL AND next_attempt_at <= ?", [now]):
+            return []
         with self.tx() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
             if rows:

@@ -171,6 +171,8 @@ class Outbox(Database):
     # -- worker side ----------------------------------------------------------------------
     def release_scheduled(self, now: float | None = None) -> int:
         now = now or time.time()
+        if not self._exists("SELECT 1 FROM messages WHERE status = 'scheduled' AND schedule_at <= ?", [now]):
+            return 0
         with self.tx() as conn:
             due = conn.execute(
                 update(messages)

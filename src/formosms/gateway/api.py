@@ -87,7 +87,7 @@ def create_app(settings: Settings, store: Store, router: Router, *, with_workers
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(request: Request, exc: StoreUnavailable) -> Response:
-        return JSONResponse({"detail": "storage unavailable, nothing was accepted"}, status_code=503)
+        return _unavailable()
 
     def submission_items(body: MessageIn) -> list[Any]:
         items = validate_submission(body, router)
@@ -305,10 +305,8 @@ class _FastSubmit:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        keys: dict[str, tuple[int, float]] = self.app.state.keys
-        cached = keys.get(token.removeprefix("Bearer ").strip())
         try:
-            if not cached or cached[1] <= time.monotonic() or len(body) > MAX_BODY:
+            if _known_key(self.app.state.keys, token.removeprefix("Bearer ").strip()) is None or len(body) > MAX_BODY:
                 raise ValueError("not for the fast path")
             parsed = MessageIn.model_validate_json(body)
             items = self.items(parsed)
@@ -317,7 +315,7 @@ class _FastSubmit:
         try:
             answer: Response = JSONResponse(await self.accept(parsed, items), status_code=202)
         except StoreUnavailable:
-            answer = JSONResponse({"detail": "storage unavailable, nothing was accepted"}, status_code=503)
+            answer = _unavailable()
         await answer(scope, receive, send)
         self.metrics.observe_api(time.perf_counter() - started)
         return None
@@ -374,14 +372,24 @@ async def _api_key(request: Request, authorization: Annotated[str | None, Header
     if not token or not authorization or not authorization.startswith("Bearer "):
         raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
     keys: dict[str, tuple[int, float]] = request.app.state.keys
-    cached = keys.get(token)
-    if cached and cached[1] > time.monotonic():
-        return cached[0]
+    known = _known_key(keys, token)
+    if known is not None:
+        return known
     key_id = await asyncio.to_thread(request.app.state.store.verify_api_key, token)
     if key_id is None:
         raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
     keys[token] = (key_id, time.monotonic() + 30)
     return int(key_id)
+
+
+def _known_key(keys: dict[str, tuple[int, float]], token: str) -> int | None:
+    """The key id of ``token`` if it was verified within the last 30 s."""
+    cached = keys.get(token)
+    return cached[0] if cached and cached[1] > time.monotonic() else None
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse({"detail": "storage unavailable, nothing was accepted"}, status_code=503)
 
 
 # module level: with postponed annotations FastAPI resolves ``Auth`` in this module's

@@ -29,17 +29,15 @@ class Inbox(Database):
         is set-based: one insert for the inbox rows, one read of the messages they refer to,
         one update per kind of write, whatever the batch size.
         """
-        unique = list({event.id: event for event in batch}.values())
-        if not unique:
+        if not batch:
             return 0
         with self.tx(urgent=True) as conn:  # a provider waits on this for its ack
-            return self._ingest_in(conn, provider, unique, notify_url)
+            return self._ingest_in(conn, provider, batch, notify_url)
 
-    def _ingest_in(
-        self, conn: Connection, provider: str, unique: Sequence[WebhookEvent], notify_url: str | None
-    ) -> int:
-        """``ingest``'s work inside the caller's transaction (events unique by id)."""
+    def _ingest_in(self, conn: Connection, provider: str, batch: Sequence[WebhookEvent], notify_url: str | None) -> int:
+        """``ingest``'s work inside the caller's transaction."""
         now = time.time()
+        unique = list({event.id: event for event in batch}.values())
         # the ones already stored, then the rest, applied and stored with the message
         # they matched; on PostgreSQL a concurrent duplicate is skipped by ON CONFLICT
         # and its report applied twice, which changes nothing (ranks)

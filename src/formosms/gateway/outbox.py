@@ -95,6 +95,9 @@ class Outbox(Database):
         if not rows:
             return [[] for _ in submissions]
         ids = _insert_sqlite(conn, rows, values) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
+        self._add_events(
+            conn, [{"message_id": i, "at": now, "status": row["status"]} for i, row in zip(ids, rows, strict=True)]
+        )
         out, start = [], 0
         for sub in submissions:
             mine = ids[start : start + len(sub.items)]
@@ -259,7 +262,7 @@ class Outbox(Database):
                     params,
                 )
             }
-            changes = []
+            changes: list[tuple[Any, ...]] = []  # in _RECORD_COLUMNS order
             history: list[dict[str, Any]] = []
             for o in outcomes:
                 if o.id not in current:
@@ -268,20 +271,21 @@ class Outbox(Database):
                 in_flight = status in ("claimed", "sending")
                 new_status = o.status if in_flight else status
                 changes.append(
-                    {
-                        "_id": o.id,
-                        "_status": new_status,
-                        "_provider": o.provider,
-                        "_pmid": o.provider_message_id,
-                        "_batch": o.batch_id,
-                        "_record": o.record_no,
-                        "_pstatus": o.provider_status if in_flight else None,
-                        "_error": o.error if in_flight else error,  # no stale error on a settled row
-                        "_cost": o.cost,
-                        "_next": o.next_attempt_at or now,
-                        "_final": now if new_status in FINAL and in_flight else None,
-                        "_tried": [*tried, o.refused_by] if o.refused_by else tried,
-                    }
+                    (
+                        new_status,
+                        o.provider,
+                        o.provider_message_id,
+                        o.batch_id,
+                        o.record_no,
+                        o.provider_status if in_flight else None,
+                        o.error if in_flight else error,  # no stale error on a settled row
+                        None if o.cost is None else float(o.cost),  # SQLite's driver binds no Decimal
+                        o.next_attempt_at or now,
+                        now if new_status in FINAL and in_flight else None,
+                        _dumps([*tried, o.refused_by] if o.refused_by else tried),
+                        now,
+                        o.id,
+                    )
                 )
                 if in_flight:
                     history.append(
@@ -294,12 +298,7 @@ class Outbox(Database):
                             "detail": o.error,
                         }
                     )
-            if not changes:
-                return
-            if self.dialect == "postgresql":
-                _update_postgres(conn, changes, now)
-            else:
-                conn.exec_driver_sql(_RECORD_SQLITE, [_record_params(c, now) for c in changes])
+            self._bulk(conn, _RECORD_SQLITE, _RECORD_PG, changes, _RECORD_COLUMNS)
             if history:
                 self._add_events(conn, history)
                 told = [int(str(h["message_id"])) for h in history]
@@ -409,13 +408,7 @@ def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], values: list[tu
     placeholders = ", ".join("?" * len(_ROW_COLUMNS))
     conn.exec_driver_sql(f"INSERT INTO messages ({', '.join(_ROW_COLUMNS)}) VALUES ({placeholders})", values)
     last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-    ids = list(range(last - len(rows) + 1, last + 1))
-    now = rows[0]["created_at"]
-    conn.exec_driver_sql(
-        "INSERT INTO events (message_id, at, status) VALUES (?, ?, ?)",
-        [(i, now, row["status"]) for i, row in zip(ids, rows, strict=True)],
-    )
-    return ids
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 _RECORD_SQLITE = """
@@ -425,25 +418,6 @@ _RECORD_SQLITE = """
         cost = coalesce(?, cost), next_attempt_at = ?, final_at = coalesce(?, final_at), tried = ?, updated_at = ?
     WHERE id = ?
 """
-
-
-def _record_params(c: dict[str, Any], now: float) -> tuple[Any, ...]:
-    cost = c["_cost"]
-    return (
-        c["_status"],
-        c["_provider"],
-        c["_pmid"],
-        c["_batch"],
-        c["_record"],
-        c["_pstatus"],
-        c["_error"],
-        None if cost is None else float(cost),  # NUMERIC affinity: SQLite stores a number either way
-        c["_next"],
-        c["_final"],
-        _dumps(c["_tried"]),
-        now,
-        c["_id"],
-    )
 
 
 _ENQUEUE_PG = """
@@ -461,14 +435,10 @@ _ENQUEUE_PG = """
     ORDER BY u.n
     RETURNING id
     """
-_EVENTS_PG = (
-    "INSERT INTO events (message_id, at, status) "
-    "SELECT u.id, %(now)s, u.status FROM unnest(CAST(%(ids)b AS bigint[]), CAST(%(status)b AS text[])) AS u(id, status)"
-)
 
 
 def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float) -> list[int]:
-    """The submission as two constant statements over arrays (``insertmanyvalues`` built
+    """The submission as one constant statement over arrays (``insertmanyvalues`` built
     and converted a new statement per batch: half the API's time, bench --postgres). The
     sequence numbers rows in the ``ORDER BY`` order, so sorted ids line up with ``rows``."""
     column = {key: [row[key] for row in rows] for key in rows[0]}
@@ -486,14 +456,12 @@ def _insert_postgres(conn: Connection, rows: list[dict[str, Any]], now: float) -
         "callback_url": column["callback_url"],
         "at_least_once": column["at_least_once"],
     }
-    ids = sorted(int(r[0]) for r in conn.exec_driver_sql(_ENQUEUE_PG, params))
-    conn.exec_driver_sql(_EVENTS_PG, {"now": now, "ids": ids, "status": column["status"]})
-    return ids
+    return sorted(int(r[0]) for r in conn.exec_driver_sql(_ENQUEUE_PG, params))
 
 
-#: one statement text for every batch (arrays as parameters): PostgreSQL and SQLAlchemy
-#: parse and plan it once, where a ``VALUES`` list was compiled anew per batch and took
-#: half the worker's time (bench/gateway_e2e.py --postgres profile)
+#: the same update on PostgreSQL, one statement over arrays (``Database._bulk``): a
+#: ``VALUES`` list was compiled anew per batch and took half the worker's time
+#: (bench/gateway_e2e.py --postgres profile)
 _RECORD_PG = """
     UPDATE messages AS m SET
         status = v.status,
@@ -507,37 +475,22 @@ _RECORD_PG = """
         next_attempt_at = v.next,
         final_at = coalesce(v.final, m.final_at),
         tried = CAST(v.tried AS json),
-        updated_at = %(now)s
-    FROM unnest(
-        CAST(%(ids)b AS bigint[]), CAST(%(status)b AS text[]), CAST(%(provider)b AS text[]), CAST(%(pmid)b AS text[]),
-        CAST(%(batch)b AS text[]), CAST(%(record)b AS text[]), CAST(%(pstatus)b AS text[]), CAST(%(error)b AS text[]),
-        CAST(%(cost)b AS numeric[]), CAST(%(next)b AS float8[]), CAST(%(final)b AS float8[]), CAST(%(tried)b AS text[])
-    ) AS v(id, status, provider, pmid, batch, record, pstatus, error, cost, next, final, tried)
+        updated_at = v.updated_at
+    FROM {rows}
     WHERE m.id = v.id
     """
-
-
-def _update_postgres(conn: Connection, changes: list[dict[str, Any]], now: float) -> None:
-    """The whole batch in one ``UPDATE … FROM unnest(arrays)``."""
-    columns = {key: [c[key] for c in changes] for key in _CHANGE_KEYS}
-    params: dict[str, Any] = {name.lstrip("_"): values for name, values in columns.items()}
-    params["ids"] = params.pop("id")
-    params["tried"] = [_dumps(t or []) for t in params["tried"]]
-    params["now"] = now
-    conn.exec_driver_sql(_RECORD_PG, params)
-
-
-_CHANGE_KEYS = (
-    "_id",
-    "_status",
-    "_provider",
-    "_pmid",
-    "_batch",
-    "_record",
-    "_pstatus",
-    "_error",
-    "_cost",
-    "_next",
-    "_final",
-    "_tried",
+_RECORD_COLUMNS = (
+    ("status", "text"),
+    ("provider", "text"),
+    ("pmid", "text"),
+    ("batch", "text"),
+    ("record", "text"),
+    ("pstatus", "text"),
+    ("error", "text"),
+    ("cost", "numeric"),
+    ("next", "float8"),
+    ("final", "float8"),
+    ("tried", "text"),
+    ("updated_at", "float8"),
+    ("id", "bigint"),
 )

@@ -31,13 +31,13 @@ class Store(Outbox, Inbox, Accounts):
         of SQLite's single writer and one fsync for both, where they took turns with each
         other and with the workers (the API's group commit). Returns each submission's ids."""
         prepared = self._prepare_submissions(submissions)
-        by_provider: dict[str, dict[str, WebhookEvent]] = {}
+        by_provider: dict[str, list[WebhookEvent]] = {}
         for provider, events in callbacks:
-            by_provider.setdefault(provider, {}).update((e.id, e) for e in events)
+            by_provider.setdefault(provider, []).extend(events)
         with self.tx(urgent=True) as conn:
             ids = self._enqueue_in(conn, submissions, prepared)
-            for provider, unique in by_provider.items():
-                self._ingest_in(conn, provider, list(unique.values()), notify_url)
+            for provider, batch in by_provider.items():
+                self._ingest_in(conn, provider, batch, notify_url)
         return ids
 
 

@@ -63,6 +63,10 @@ def test_migrate_in_place_from_an_older_version(make_store: StoreFactory) -> Non
         # v1 as it shipped: the batch index led with the provider
         conn.execute(text("DROP INDEX ix_messages_batch_recipient"))
         conn.execute(text("CREATE INDEX ix_messages_batch ON messages (provider, batch_id, recipient)"))
+        for name, columns in (("provider_ids", "provider, provider_message_id"), ("record", "record_no, recipient")):
+            conn.execute(text(f"DROP INDEX ix_messages_{name}"))  # and indexed every row
+            conn.execute(text(f"CREATE INDEX ix_messages_{name} ON messages ({columns})"))
+        conn.execute(text("DROP INDEX ix_messages_submitted"))
         if conn.dialect.name == "postgresql":  # and events referred to messages
             conn.execute(text("ALTER TABLE events ADD FOREIGN KEY (message_id) REFERENCES messages (id)"))
     assert old.version() == 1
@@ -83,6 +87,47 @@ def test_migrate_in_place_from_an_older_version(make_store: StoreFactory) -> Non
         foreign_keys = inspect(conn).get_foreign_keys("events")
     assert indexes["ix_messages_batch_recipient"] == ["batch_id", "recipient"] and "ix_messages_batch" not in indexes
     assert store.dialect == "sqlite" or foreign_keys == []  # v5: no per-row check on PostgreSQL
+    # v6: the provider's keys indexed only where a row has them; the poll's own index
+    assert indexes["ix_messages_submitted"] == ["provider", "updated_at"]
+    for name in ("provider_ids", "batch_recipient", "record"):
+        assert "IS NOT NULL" in index_sql(store, f"ix_messages_{name}").upper(), name
+
+
+def index_sql(store: Store, name: str) -> str:
+    query = (
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :n"
+        if store.dialect == "postgresql"
+        else "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+    )
+    with store.read() as conn:
+        return str(conn.execute(text(query), {"n": name}).scalar())
+
+
+def test_rows_without_provider_keys_stay_out_of_their_indexes(store: Store) -> None:
+    """A queued row has no provider id, batch or record number: the indexes on those
+    skip it, and the lookups by them still go through the indexes."""
+    ids = store.enqueue([msg(1), msg(2)])
+    submitted(store, ids[:1])
+    lookups = {
+        "ix_messages_provider_ids": "SELECT id FROM messages WHERE provider = 'tw' AND provider_message_id IN ('m1')",
+        "ix_messages_batch_recipient": "SELECT id FROM messages WHERE batch_id IN ('b') AND recipient IN ('r')",
+        "ix_messages_record": "SELECT id FROM messages WHERE record_no IN ('1') AND recipient IN ('r')",
+    }
+    for name, query in lookups.items():
+        assert "NOT NULL" in index_sql(store, name).upper()
+        with store.read() as conn:
+            if store.dialect == "postgresql":
+                conn.execute(text("SET enable_seqscan = off"))
+                plan = " ".join(str(r[0]) for r in conn.execute(text("EXPLAIN " + query)))
+            else:
+                plan = " ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + query)))
+        assert name in plan, plan
+    if store.dialect == "sqlite":  # the index's own count: only the submitted row is in it
+        with store.read() as conn:
+            counted = conn.execute(
+                text("SELECT count(*) FROM messages INDEXED BY ix_messages_provider_ids WHERE provider_message_id > ''")
+            ).scalar()
+        assert counted == 1
 
 
 def test_repr_hides_the_password(tmp_path: Any) -> None:
@@ -771,7 +816,13 @@ def test_statistics_are_refreshed_while_the_outbox_grows(pg_store: Store) -> Non
     with store.read() as conn:
         estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass")).scalar()
     assert estimate is not None and estimate >= 1000
-    assert "messages" not in store.refresh_statistics()  # analyzed: nothing to do until it changes again
+    assert "messages" not in store.refresh_statistics()  # analyzed: nothing to do until it doubles
+    store.enqueue([msg(i % 100) for i in range(2000)])
+    time.sleep(1.1)
+    with store.tx() as conn:  # another worker is analyzing: this one leaves it to them
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.analyze'))"))
+        assert store.refresh_statistics() == []
+    assert "messages" in store.refresh_statistics()  # 3,500 rows: more than twice what it knew
 
 
 def test_lookups_by_id_use_the_primary_key(pg_store: Store) -> None:

@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, select, text, update
+from sqlalchemy import create_engine, event, inspect, select, text, update
+from sqlalchemy.pool import NullPool
 
 from formosms.gateway import schema
 from formosms.gateway.schema import api_keys, inbox, messages, notifications
@@ -811,18 +812,25 @@ def test_statistics_are_refreshed_while_the_outbox_grows(pg_store: Store) -> Non
     store = pg_store
     assert store.refresh_statistics() == []  # nothing changed yet
     store.enqueue([msg(i % 100) for i in range(1500)])
-    time.sleep(1.1)  # the server publishes table counters about once a second
-    assert "messages" in store.refresh_statistics()
+    assert "messages" in refreshed_once_counted(store)
     with store.read() as conn:
         estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass")).scalar()
     assert estimate is not None and estimate >= 1000
     assert "messages" not in store.refresh_statistics()  # analyzed: nothing to do until it doubles
     store.enqueue([msg(i % 100) for i in range(2000)])
-    time.sleep(1.1)
     with store.tx() as conn:  # another worker is analyzing: this one leaves it to them
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.analyze'))"))
         assert store.refresh_statistics() == []
-    assert "messages" in store.refresh_statistics()  # 3,500 rows: more than twice what it knew
+    assert "messages" in refreshed_once_counted(store)  # 3,500 rows: more than twice what it knew
+
+
+def refreshed_once_counted(store: Store, within: float = 20.0) -> list[str]:
+    """``refresh_statistics()`` once the server has published the new row counts: an idle
+    backend sends its counters within a second, or ten when they were locked."""
+    deadline = time.monotonic() + within
+    while not (refreshed := store.refresh_statistics()) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return refreshed
 
 
 def test_lookups_by_id_use_the_primary_key(pg_store: Store) -> None:
@@ -833,7 +841,7 @@ def test_lookups_by_id_use_the_primary_key(pg_store: Store) -> None:
     seen: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().startswith("UPDATE messages SET status = 'sending'"):
+        if "UPDATE messages SET status = 'sending'" in statement:
             seen.append((statement, params))
 
     event.listen(store.engine, "before_cursor_execute", capture)
@@ -845,6 +853,36 @@ def test_lookups_by_id_use_the_primary_key(pg_store: Store) -> None:
         conn.execute(text("SET LOCAL enable_seqscan = off"))  # 2,000 rows: a scan is cheaper here
         plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params))
     assert "messages_pkey" in plan and "Seq Scan" not in plan, plan
+
+
+def test_a_pooled_connection_idle_too_long_is_checked_first(pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooled connections are pinged only after sitting idle (a ping per checkout was a
+    round trip of every commit); a dead one is then replaced before anyone uses it. A
+    connection that dies while fresh fails one transaction, and the pool is renewed."""
+    from formosms.gateway import db
+
+    def backend() -> int:
+        with pg_store.read() as conn:
+            return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    def kill(pid: int) -> None:
+        admin = create_engine(pg_store.engine.url, poolclass=NullPool)
+        with admin.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})  # and wait for it
+        admin.dispose()
+
+    first = backend()
+    assert backend() == first  # the pool hands the same connection back
+    kill(first)
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    assert backend() not in (first, 0)  # pinged, found dead, replaced: no error
+
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)
+    kill(backend())
+    with pytest.raises(StoreUnavailable):
+        backend()
+    assert backend() > 0  # the next transaction gets a new connection
+    assert pg_store.enqueue([msg(1)])
 
 
 def test_postgres_url_options_reach_the_server(pg_store: Store) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from formosms.gateway import schema
 from formosms.gateway.schema import notifications
@@ -172,7 +173,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            event.listen(self.engine, "checkin", _note_idle)
+            event.listen(self.engine, "checkout", _ping_if_idle)
         # SQLite has one writer: serialize our own writes instead of spinning on busy locks
         self._write_lock: WriteLock | None = None
         if self.dialect == "sqlite":
@@ -209,6 +212,21 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A write that is one statement. On PostgreSQL the statement commits by itself: no
+        BEGIN and COMMIT round trips, each of which waited for the server to be scheduled
+        on a busy machine (API p99, bench/gateway_e2e.py --postgres). On SQLite, ``tx``."""
+        if self.dialect != "postgresql":
+            with self.tx() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        except OperationalError as exc:
+            raise StoreUnavailable(str(exc.orig)[:200]) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -375,6 +393,31 @@ _EVENT_COLUMNS = (
     ("provider_status", "text"),
     ("detail", "text"),
 )
+
+
+#: a pooled PostgreSQL connection idle longer than this is pinged before use
+IDLE_PING_SECONDS = 10.0
+
+
+def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["formosms_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool (the server may have restarted or a
+    firewall dropped it); a dead one is replaced before anyone uses it. Not on every
+    checkout: a ping is a round trip, and under load that was a millisecond of each API
+    commit's four (bench/gateway_e2e.py --postgres latency phase). A connection that
+    breaks while in use fails its transaction (``StoreUnavailable``), and SQLAlchemy
+    then replaces every connection the pool held before the failure."""
+    since = record.info.get("formosms_idle_since")
+    if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:  # the driver's own error for a dead connection
+        raise DisconnectionError(str(exc)[:200]) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -71,6 +71,9 @@ class Outbox(Database):
         prepared = self._prepare_submissions(submissions)
         if not prepared[0]:
             return [[] for _ in submissions]
+        if self.dialect == "postgresql" and all(s.idempotency_key is None for s in submissions):
+            with self.single() as conn:  # the rows and their events: one statement
+                return self._enqueue_in(conn, submissions, prepared)
         with self.tx(urgent=True) as conn:
             return self._enqueue_in(conn, submissions, prepared)
 
@@ -94,10 +97,13 @@ class Outbox(Database):
         rows, values, now = prepared
         if not rows:
             return [[] for _ in submissions]
-        ids = _insert_sqlite(conn, rows, values) if self.dialect == "sqlite" else _insert_postgres(conn, rows, now)
-        self._add_events(
-            conn, [{"message_id": i, "at": now, "status": row["status"]} for i, row in zip(ids, rows, strict=True)]
-        )
+        if self.dialect == "postgresql":
+            ids = _insert_postgres(conn, rows, now)  # with their events
+        else:
+            ids = _insert_sqlite(conn, rows, values)
+            self._add_events(
+                conn, [{"message_id": i, "at": now, "status": row["status"]} for i, row in zip(ids, rows, strict=True)]
+            )
         out, start = [], 0
         for sub in submissions:
             mine = ids[start : start + len(sub.items)]
@@ -192,7 +198,7 @@ class Outbox(Database):
         with the columns a worker sends from (``CLAIMED``)."""
         now = now or time.time()
         skip = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
-        with self.tx() as conn:
+        with self.single() as conn:
             rows = self._rows(
                 conn,
                 "UPDATE messages SET status = 'claimed', claimed_by = ?, claimed_at = ?, attempts = attempts + 1, "
@@ -224,16 +230,22 @@ class Outbox(Database):
         if worker is not None:
             by_worker = " AND claimed_by = ?"
             params.append(worker)
-        with self.tx() as conn:
-            marked = [
-                int(r[0])
-                for r in self._rows(
+        mark = (
+            "UPDATE messages SET status = 'sending', provider = ?, record_no = ?, claimed_at = ?, "
+            f"updated_at = ? WHERE id {member} AND status = 'claimed'{by_worker} RETURNING id"
+        )
+        params = [provider, record_no, now, now, *params]
+        if self.dialect == "postgresql":  # the rows and their events: one statement
+            with self.single() as conn:
+                rows = self._rows(
                     conn,
-                    "UPDATE messages SET status = 'sending', provider = ?, record_no = ?, claimed_at = ?, "
-                    f"updated_at = ? WHERE id {member} AND status = 'claimed'{by_worker} RETURNING id",
-                    [provider, record_no, now, now, *params],
+                    f"WITH m AS ({mark}) INSERT INTO events (message_id, at, status, provider) "
+                    "SELECT id, ?, 'sending', ? FROM m RETURNING message_id",
+                    [*params, now, provider],
                 )
-            ]
+            return sorted(int(r[0]) for r in rows)
+        with self.tx() as conn:
+            marked = [int(r[0]) for r in self._rows(conn, mark, params)]
             self._add_events(
                 conn, [{"message_id": i, "at": now, "status": "sending", "provider": provider} for i in marked]
             )
@@ -421,7 +433,7 @@ _RECORD_SQLITE = """
 
 
 _ENQUEUE_PG = """
-    INSERT INTO messages (submission, recipient, text, status, requested_provider, tried, next_attempt_at,
+    WITH m AS (INSERT INTO messages (submission, recipient, text, status, requested_provider, tried, next_attempt_at,
         schedule_at, validity, options, metadata, callback_url, at_least_once, attempts, created_at, updated_at)
     SELECT u.submission, u.recipient, u.text, u.status, u.requested, '[]', %(now)s, u.schedule_at, u.validity,
         CAST(u.options AS json), CAST(u.metadata AS json), u.callback_url, u.at_least_once, 0, %(now)s, %(now)s
@@ -433,7 +445,9 @@ _ENQUEUE_PG = """
     ) WITH ORDINALITY AS u(submission, recipient, text, status, requested, schedule_at, validity, options, metadata,
         callback_url, at_least_once, n)
     ORDER BY u.n
-    RETURNING id
+    RETURNING id, status)
+    INSERT INTO events (message_id, at, status) SELECT id, %(now)s, status FROM m
+    RETURNING message_id
     """
 
 

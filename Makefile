@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.gateway_e2e --seconds 60
 	$(BIN)/python -m bench.gateway_e2e --seconds 60 --workers 1
 	-$(BIN)/python -m bench.gateway_e2e --seconds 60 --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench
+	$(BIN)/python -m bench.gateway_e2e --seconds 60 --rate 4000 --tag overload
+	$(BIN)/python -m bench.gateway_e2e --seconds 60 --rate 4000 --tag overload --workers 1
+	-$(BIN)/python -m bench.gateway_e2e --seconds 60 --rate 4000 --tag overload --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.store_ops
 	-$(BIN)/python -m bench.store_ops --postgres postgresql://postgres@127.0.0.1:5432/formosms_bench

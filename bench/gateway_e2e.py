@@ -208,6 +208,7 @@ def main() -> int:
     # 2,000/s less its ramp-up, whatever the gateway could take
     parser.add_argument("--rate", type=float, default=2500, help="messages/s offered")
     parser.add_argument("--postgres", default="", help="PostgreSQL URL: API + two worker processes")
+    parser.add_argument("--tag", default="", help="appended to the result's name (e.g. overload)")
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: 0 on SQLite, 2 on PostgreSQL)"
     )
@@ -217,6 +218,7 @@ def main() -> int:
     args = parser.parse_args()
     workers = args.workers if args.workers is not None else (2 if args.postgres else 0)
     name = "gateway_postgres" if args.postgres else "gateway_sqlite" + (f"_{workers}worker" if workers else "")
+    name += f"_{args.tag}" if args.tag else ""
     layout = "one process: API, webhooks, workers" if not workers else f"API + webhooks; {workers} worker process(es)"
     with (
         tempfile.TemporaryDirectory() as tmp,

@@ -74,8 +74,9 @@ def main() -> int:
         "|---|---|---|---|",
     ]
 
-    def row(name: str, figure: str, target: str, ok: bool) -> None:
-        lines.append(f"| {name} | {figure} | {target} | {'yes' if ok else 'no'} |")
+    def row(name: str, figure: str, target: str, ok: bool | None) -> None:
+        met = "—" if ok is None else "yes" if ok else "no"
+        lines.append(f"| {name} | {figure} | {target} | {met} |")
 
     campaign = results.get("campaign")
     for r in campaign["rows"] if campaign else []:
@@ -95,17 +96,19 @@ def main() -> int:
         g = results.get(key)
         if g:
             rate = g["sustained_delivered_per_s"]
+            # overload runs (offered twice the target) show behaviour, not the target figure
+            overload = key.endswith("_overload")
             row(
                 f"{key.replace('_', ' ')} ({g.get('layout', 'one process')})",
                 f"{rate} delivered/s over {g['seconds']:.0f} s (offered {g.get('offered_rate', 2000):,.0f}/s)",
-                "≥ 2,000/s",
-                rate >= 2000,
+                "(overload)" if overload else "≥ 2,000/s",
+                None if overload else rate >= 2000,
             )
             row(
                 f"{key.replace('_', ' ')} API p99 at 500 req/s",
                 f"{g['api_p99_ms']} ms",
-                "< 50 ms",
-                g["api_p99_ms"] < 50,
+                "(overload)" if overload else "< 50 ms",
+                None if overload else g["api_p99_ms"] < 50,
             )
     memory = results.get("memory")
     if memory:
@@ -129,11 +132,11 @@ def main() -> int:
         "",
         "## Reading the gateway figures",
         "",
-        "- The load generator offers 2,500 messages/s, so a run shows what the gateway can take",
-        "  rather than the offered rate. The sandbox calls back once per message (as EVERY8D",
-        "  does), with up to 256 callbacks in flight (its default is 32), and the gateway acks a",
-        "  callback only once it is committed: throughput is callbacks in flight divided by the",
-        "  time to ack one.",
+        "- The load generator offers 2,500 messages/s (4,000 in the overload rows), so a run shows",
+        "  what the gateway can take rather than the offered rate. The sandbox calls back once per",
+        "  message (as EVERY8D does), with up to 256 callbacks in flight (its default is 32),",
+        "  and the gateway acks a callback only once it is committed: throughput is callbacks",
+        "  in flight divided by the time to ack one.",
         "- The machine's speed differs between sessions, not only between runs: the same",
         "  commit measured 150 µs of store CPU per message (`bench.store_ops`, SQLite) in one",
         "  session and 87 µs in the next, and one `serve` process went from 1,600–2,270 to",
@@ -141,8 +144,9 @@ def main() -> int:
         "- On SQLite, submissions and callbacks commit together (one turn of the single writer,",
         "  one fsync). `serve --no-workers` plus one `formosms worker` spreads the gateway over",
         "  both cores; the two processes share the writer through a lock file. Both layouts",
-        "  delivered what was offered (2,500/s) in 60-second runs; offered 4,000/s for 30 s,",
-        "  one process took 3,355/s and the two processes 3,339/s.",
+        "  delivered what was offered (2,500/s). The overload rows offer 4,000/s, twice the",
+        "  target: one process then delivered 2,710/s and the two processes 3,490/s while",
+        "  taking every submission.",
         "- API latency is measured after the load, at 500 single-message requests a second",
         "  (each one a request, a send and a callback). Plain submissions with a known key skip",
         "  FastAPI's machinery; the rest of the p99 is the group commit and queueing in a busy",
@@ -151,9 +155,14 @@ def main() -> int:
         "  cores (1.8 of them busy). A submission with its events, a claim, and marking rows",
         "  `sending` are each one statement that commits by itself, and pooled connections are",
         "  pinged only after sitting idle: every BEGIN, COMMIT and ping had been a round trip",
-        "  that waited for a busy machine to schedule the server. Offered 4,000/s for 30 s, it",
-        "  took 2,393/s (1,853/s before those changes, same session); the server spends about",
-        "  0.22 ms of CPU per message (0.34 ms before).",
+        "  that waited for a busy machine to schedule the server. The server spends about",
+        "  0.22 ms of CPU per message (0.34 ms before those changes, same session).",
+        "- PostgreSQL overloaded (offered 4,000/s) delivered 1,960/s while it took the",
+        "  submissions, then drained the backlog at 4,300–4,600/s once they stopped (see the",
+        "  plot). Accepting 4,000 submissions a second fills the `serve` process's core, the",
+        "  callbacks it also answers wait longer for their ack, and with 256 callbacks in",
+        "  flight fewer complete each second. Offered 4,000/s for 30 s in one session, the last",
+        "  landed commit delivered 1,853/s and this one 2,393/s.",
         "- Over a run (see the plot), first and last third of the load in delivered/s:",
         "  " + _thirds(results) + ": level at the offered rate means the gateway kept up the whole run.",
         "- The store's own cost per message, step by step (`bench.store_ops`):",

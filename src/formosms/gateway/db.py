@@ -406,8 +406,9 @@ def _note_idle(_dbapi_connection: Any, record: Any) -> None:
 def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Ping a connection that sat idle in the pool (the server may have restarted or a
     firewall dropped it); a dead one is replaced before anyone uses it. Not on every
-    checkout: a ping is a round trip, and under load that was a millisecond of each API
-    commit's four (bench/gateway_e2e.py --postgres latency phase). A connection that
+    checkout: a ping is a round trip, and under load it made the API's commits slower
+    (median 2.9-3.7 ms with it, 1.5-2.2 ms without; bench/gateway_e2e.py --postgres,
+    latency phase). A connection that
     breaks while in use fails its transaction (``StoreUnavailable``), and SQLAlchemy
     then replaces every connection the pool held before the failure."""
     since = record.info.get("formosms_idle_since")

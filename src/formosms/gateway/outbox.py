@@ -71,8 +71,10 @@ class Outbox(Database):
         prepared = self._prepare_submissions(submissions)
         if not prepared[0]:
             return [[] for _ in submissions]
+        # the rows and their events are one statement on PostgreSQL; a stored idempotent
+        # answer is a second one, and takes a transaction
         if self.dialect == "postgresql" and all(s.idempotency_key is None for s in submissions):
-            with self.single() as conn:  # the rows and their events: one statement
+            with self.single() as conn:
                 return self._enqueue_in(conn, submissions, prepared)
         with self.tx(urgent=True) as conn:
             return self._enqueue_in(conn, submissions, prepared)

@@ -75,6 +75,7 @@ messages = Table(
 
 
 def _partial(name: str, *columns: Column[Any], where: ColumnElement[bool]) -> Index:
+    """An index of the rows ``where`` holds for, on both databases."""
     return Index(name, *columns, postgresql_where=where, sqlite_where=where)
 
 
@@ -106,19 +107,8 @@ Index("ix_messages_recipient", messages.c.recipient, messages.c.id)
 Index("ix_messages_status_id", messages.c.status, messages.c.id)
 # The claim scans only rows waiting to be sent: a partial index, so claimed and finished
 # rows never slow it down (a composite (status, id) index makes PostgreSQL rescan them).
-Index(
-    "ix_messages_ready",
-    messages.c.next_attempt_at,
-    messages.c.id,
-    postgresql_where=messages.c.status == WAITING,
-    sqlite_where=messages.c.status == WAITING,
-)
-Index(
-    "ix_messages_scheduled",
-    messages.c.schedule_at,
-    postgresql_where=messages.c.status == "scheduled",
-    sqlite_where=messages.c.status == "scheduled",
-)
+_partial("ix_messages_ready", messages.c.next_attempt_at, messages.c.id, where=messages.c.status == WAITING)
+_partial("ix_messages_scheduled", messages.c.schedule_at, where=messages.c.status == "scheduled")
 
 events = Table(
     "events",
@@ -147,7 +137,7 @@ inbox = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Column("message_id", ID),
 )
-Index("ix_inbox_pending", inbox.c.provider, postgresql_where=~inbox.c.applied, sqlite_where=~inbox.c.applied)
+_partial("ix_inbox_pending", inbox.c.provider, where=~inbox.c.applied)
 
 replies = Table(
     "replies",
@@ -186,12 +176,7 @@ notifications = Table(
     Column("delivered_at", Float),
     Column("last_error", Text),
 )
-Index(
-    "ix_notifications_due",
-    notifications.c.next_attempt_at,
-    postgresql_where=notifications.c.delivered_at.is_(None),
-    sqlite_where=notifications.c.delivered_at.is_(None),
-)
+_partial("ix_notifications_due", notifications.c.next_attempt_at, where=notifications.c.delivered_at.is_(None))
 
 api_keys = Table(
     "api_keys",

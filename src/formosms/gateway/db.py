@@ -119,6 +119,25 @@ class StoreUnavailable(Exception):
     """The database cannot take the write (disk full, server down): answer 503."""
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The one place a driver's ``OperationalError`` becomes ``StoreUnavailable``."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(str(exc.orig)[:200]) from exc
+
+
+def json_column(value: Any, empty: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """A JSON column as read through the driver: text on SQLite (mostly ``[]`` or
+    ``{}``), already decoded on PostgreSQL."""
+    if value is None:
+        return empty()
+    if isinstance(value, str):
+        return empty() if value in ("[]", "{}") else json.loads(value)
+    return value
+
+
 @dataclass
 class NewMessage:
     recipient: str
@@ -202,13 +221,11 @@ class Database:
             except OSError as exc:  # the lock file beside the database: no directory, no space
                 raise StoreUnavailable(f"cannot take the write lock: {exc.strerror}") from exc
         try:
-            with self.engine.connect() as conn:
+            with _translated(), self.engine.connect() as conn:
                 if lock is not None:  # SQLite: take the write lock at BEGIN (see _sqlite_begin)
                     conn.execution_options(formosms_write=True)
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)[:200]) from exc
         finally:
             if lock is not None:
                 lock.release()
@@ -222,19 +239,13 @@ class Database:
             with self.tx() as conn:
                 yield conn
             return
-        try:
-            with self.engine.connect() as conn:
-                yield conn.execution_options(isolation_level="AUTOCOMMIT")
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)[:200]) from exc
+        with _translated(), self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)[:200]) from exc
+        with _translated(), self.engine.connect() as conn:
+            yield conn
 
     def _rows(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """One statement through the driver (``?`` placeholders), its rows as tuples: for
@@ -374,7 +385,7 @@ class Database:
                             "recipient": recipient,
                             "provider": provider,
                             "provider_status": provider_status,
-                            "metadata": json.loads(meta) if isinstance(meta, str) else meta,
+                            "metadata": json_column(meta, dict),
                             "at": now,
                         },
                         "attempts": 0,
@@ -408,9 +419,9 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     firewall dropped it); a dead one is replaced before anyone uses it. Not on every
     checkout: a ping is a round trip, and under load it made the API's commits slower
     (median 2.9-3.7 ms with it, 1.5-2.2 ms without; bench/gateway_e2e.py --postgres,
-    latency phase). A connection that
-    breaks while in use fails its transaction (``StoreUnavailable``), and SQLAlchemy
-    then replaces every connection the pool held before the failure."""
+    latency phase). A connection that breaks while in use fails its transaction
+    (``StoreUnavailable``), and SQLAlchemy then replaces every connection the pool held
+    before the failure."""
     since = record.info.get("formosms_idle_since")
     if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
         return

@@ -56,16 +56,18 @@ class IngestBatcher:
         return ids
 
     def _commit(self, batch: list[_Write]) -> list[list[int] | None]:
-        submissions = [item for item in batch if isinstance(item, Submission)]
-        callbacks = [item for item in batch if not isinstance(item, Submission)]
+        submissions: list[Submission] = []
+        by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
+        for item in batch:
+            if isinstance(item, Submission):
+                submissions.append(item)
+            else:
+                by_provider[item[0]].extend(item[1])
         if not submissions:  # callbacks of two providers: a transaction each, as before
-            by_provider: dict[str, list[WebhookEvent]] = defaultdict(list)
-            for provider, events in callbacks:
-                by_provider[provider].extend(events)
             for provider, events in by_provider.items():
                 self.store.ingest(provider, events, self.notify_url)
             return [None] * len(batch)
-        ids = iter(self.store.write_urgent(submissions, callbacks, self.notify_url))
+        ids = iter(self.store.write_urgent(submissions, by_provider, self.notify_url))
         return [next(ids) if isinstance(item, Submission) else None for item in batch]
 
     def _refusal(self, batch: list[_Write], exc: Exception) -> None:

@@ -117,6 +117,8 @@ class Accounts(Database):
         lease), so several gateway nodes never POST the same notification at once.
         """
         now = now or time.time()
+        if not self._exists("SELECT 1 FROM notifications WHERE delivered_at IS NULL AND next_attempt_at <= ?", [now]):
+            return []
         older = notifications.alias("older")
         first_of_message = (
             ~select(older.c.id)
@@ -138,8 +140,6 @@ class Accounts(Database):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        if not self._exists("SELECT 1 FROM notifications WHERE delivered_at IS NULL AND next_attempt_at <= ?", [now]):
-            return []
         with self.tx() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
             if rows:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from formosms.gateway.db import FINAL, Database, NewMessage, Outcome
+from formosms.gateway.db import FINAL, Database, NewMessage, Outcome, json_column
 from formosms.gateway.schema import events, idempotency, messages
 
 
@@ -211,8 +211,8 @@ class Outbox(Database):
         # decoded after the commit: on SQLite the write lock is everyone's
         claimed = [dict(zip(CLAIMED, row, strict=True)) for row in sorted(rows)]
         for row in claimed:
-            row["tried"] = _json(row["tried"], list)
-            row["options"] = _json(row["options"], dict)
+            row["tried"] = json_column(row["tried"], list)
+            row["options"] = json_column(row["options"], dict)
             row["at_least_once"] = bool(row["at_least_once"])
         return claimed
 
@@ -266,7 +266,7 @@ class Outbox(Database):
             member, params = self._in([o.id for o in outcomes], "bigint")
             lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
             current = {
-                int(i): (str(status), _json(tried, list), error, bool(notify))
+                int(i): (str(status), json_column(tried, list), error, bool(notify))
                 # locked (PostgreSQL): a callback committing between this read and the
                 # update below would otherwise be overwritten by the older "submitted"
                 for i, status, tried, error, notify in self._rows(
@@ -278,10 +278,11 @@ class Outbox(Database):
             }
             changes: list[tuple[Any, ...]] = []  # in _RECORD_COLUMNS order
             history: list[dict[str, Any]] = []
+            told: list[int] = []  # moved on, with a callback_url to tell
             for o in outcomes:
                 if o.id not in current:
                     continue
-                status, tried, error, _has_callback = current[o.id]
+                status, tried, error, has_callback = current[o.id]
                 in_flight = status in ("claimed", "sending")
                 new_status = o.status if in_flight else status
                 changes.append(
@@ -302,6 +303,8 @@ class Outbox(Database):
                     )
                 )
                 if in_flight:
+                    if has_callback:
+                        told.append(o.id)
                     history.append(
                         {
                             "message_id": o.id,
@@ -313,10 +316,8 @@ class Outbox(Database):
                         }
                     )
             self._bulk(conn, _RECORD_SQLITE, _RECORD_PG, changes, _RECORD_COLUMNS)
-            if history:
-                self._add_events(conn, history)
-                told = [int(str(h["message_id"])) for h in history]
-                self._notify(conn, [i for i in told if current[i][3]], now)
+            self._add_events(conn, history)
+            self._notify(conn, told, now)
 
     def recover(self, stale_after: float = 60.0, now: float | None = None) -> tuple[int, int]:
         """After a crash: ``claimed`` rows go back to the queue (never left); ``sending``
@@ -390,16 +391,6 @@ CLAIMED = (
     "at_least_once",
     "claimed_by",
 )
-
-
-def _json(value: Any, empty: type[list[Any]] | type[dict[str, Any]]) -> Any:
-    """A JSON column as read through the driver: text on SQLite (mostly ``[]`` or
-    ``{}``), already decoded on PostgreSQL."""
-    if value is None:
-        return empty()
-    if isinstance(value, str):
-        return empty() if value in ("[]", "{}") else json.loads(value)
-    return value
 
 
 def _dumps(value: Any) -> str:

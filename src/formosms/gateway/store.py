@@ -9,7 +9,7 @@ notifications).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from formosms.gateway.db import FINAL, NewMessage, Outcome, StoreUnavailable, rank
 from formosms.gateway.inbox import Inbox
@@ -24,19 +24,16 @@ class Store(Outbox, Inbox, Accounts):
     def write_urgent(
         self,
         submissions: Sequence[Submission],
-        callbacks: Sequence[tuple[str, Sequence[WebhookEvent]]],
+        callbacks: Mapping[str, Sequence[WebhookEvent]],
         notify_url: str | None = None,
     ) -> list[list[int]]:
-        """Submissions and callback batches (provider, events) in one transaction: one turn
-        of SQLite's single writer and one fsync for both, where they took turns with each
+        """Submissions and callbacks (events by provider) in one transaction: one turn of
+        SQLite's single writer and one fsync for both, where they took turns with each
         other and with the workers (the API's group commit). Returns each submission's ids."""
         prepared = self._prepare_submissions(submissions)
-        by_provider: dict[str, list[WebhookEvent]] = {}
-        for provider, events in callbacks:
-            by_provider.setdefault(provider, []).extend(events)
         with self.tx(urgent=True) as conn:
             ids = self._enqueue_in(conn, submissions, prepared)
-            for provider, batch in by_provider.items():
+            for provider, batch in callbacks.items():
                 self._ingest_in(conn, provider, batch, notify_url)
         return ids
 
